@@ -1,0 +1,479 @@
+// Package authz owns the authorization decision: finding the bearer token
+// in a request, verifying it against its provider's keys, applying the
+// matching rule's requirements, and producing a Decision with one Reason
+// from a closed set.
+//
+// It knows nothing of gRPC, Envoy or HTTP servers: adapters translate their
+// input into a Request and render the Decision. Keys come through the
+// KeySource interface (implemented by package jwks).
+//
+// Concurrency: an Authorizer is immutable after New and safe for concurrent
+// use; a config reload builds a new one. The only shared mutable state on
+// the Check path is the verified-token cache, which is internally locked,
+// and the metrics.
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Provider describes one token issuer.
+type Provider struct {
+	// Name is [a-z0-9_-]{1,32}; a metric label.
+	Name string
+	// Issuer is compared byte for byte with iss.
+	Issuer string
+	// Audiences: aud must contain one of them. Empty: aud is not checked.
+	Audiences []string
+	// Algorithms is the allowlist; empty means [RS256].
+	Algorithms []string
+	// Keys verifies the provider's tokens; nothing else does.
+	Keys KeySource
+	// ClockSkew is the leeway for exp, nbf and iat.
+	ClockSkew time.Duration
+	// MaxLifetime, when > 0, bounds exp - iat.
+	MaxLifetime time.Duration
+	// RequiredClaims must be present.
+	RequiredClaims []string
+	// TokenType, when set, is required in the typ header (case-insensitive;
+	// "at+jwt" also accepts "application/at+jwt").
+	TokenType string
+	// Sources lists where the provider's tokens may be; empty means
+	// DefaultSources.
+	Sources []TokenSource
+	// ClaimHeaders copy verified claims to upstream headers.
+	ClaimHeaders []ClaimHeader
+	// PayloadHeader, when set, carries the base64url payload upstream.
+	PayloadHeader string
+	// DropToken removes the token from the upstream request (the config's
+	// forward_token: false). The zero value forwards it.
+	DropToken bool
+}
+
+// ClaimHeader copies a claim to a header.
+type ClaimHeader struct {
+	Claim  string
+	Header string // lower-case
+	Nested bool
+}
+
+// Options configures an Authorizer. The zero value of each field is
+// documented; Providers must not be empty.
+type Options struct {
+	// Realm of WWW-Authenticate challenges; "" means "jwt-authz".
+	Realm     string
+	Providers []Provider
+	// Rules in order; none means one rule requiring a valid token.
+	Rules []Rule
+	// DefaultAllow: when no rule matches, allow instead of 403.
+	DefaultAllow bool
+	DenyBody     BodyFormat
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Metrics records checks; nil records nothing.
+	Metrics *Metrics
+	// Logger receives the decision log; nil logs nothing.
+	Logger *slog.Logger
+	// DecisionLevel is the level of the per-decision log line.
+	DecisionLevel slog.Level
+	// TokenCacheEntries bounds the verified-token cache; 0 disables it.
+	TokenCacheEntries int
+	// CacheMetrics records cache lookups; nil records nothing.
+	CacheMetrics *CacheMetrics
+}
+
+// Authorizer decides Check requests. Build it with New.
+type Authorizer struct {
+	realm        string
+	providers    []*provider
+	byIssuer     map[string]*provider
+	byName       map[string]*provider
+	rules        []*rule
+	ruleByName   map[string]*rule
+	defaultAllow bool
+	body         BodyFormat
+	now          func() time.Time
+	metrics      *Metrics
+	log          *slog.Logger
+	level        slog.Level
+	sources      []TokenSource // union of every provider's sources
+	allHeaders   []string      // every configured claim/payload header
+	cache        *TokenCache
+}
+
+type provider struct {
+	Provider
+	algs    map[string]bool
+	sources []int // indexes into Authorizer.sources
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// New builds an Authorizer. It fails on options that cannot work (the config
+// package validates user input with field paths before this).
+func New(o Options) (*Authorizer, error) {
+	if len(o.Providers) == 0 {
+		return nil, errors.New("authz: no providers")
+	}
+	a := &Authorizer{
+		realm:        o.Realm,
+		byIssuer:     map[string]*provider{},
+		byName:       map[string]*provider{},
+		ruleByName:   map[string]*rule{},
+		defaultAllow: o.DefaultAllow,
+		body:         o.DenyBody,
+		now:          o.Now,
+		metrics:      o.Metrics,
+		log:          o.Logger,
+		level:        o.DecisionLevel,
+	}
+	if a.realm == "" {
+		a.realm = "jwt-authz"
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	seenHeader := map[string]bool{}
+	for _, p := range o.Providers {
+		if !namePattern.MatchString(p.Name) {
+			return nil, fmt.Errorf("authz: provider name %q", p.Name)
+		}
+		if a.byName[p.Name] != nil || a.byIssuer[p.Issuer] != nil {
+			return nil, fmt.Errorf("authz: provider %q: duplicate name or issuer", p.Name)
+		}
+		if p.Keys == nil {
+			return nil, fmt.Errorf("authz: provider %q: no key source", p.Name)
+		}
+		pp := &provider{Provider: p, algs: map[string]bool{}}
+		if len(p.Algorithms) == 0 {
+			pp.algs["RS256"] = true
+		}
+		for _, alg := range p.Algorithms {
+			if !SupportedAlgorithm(alg) {
+				return nil, fmt.Errorf("authz: provider %q: algorithm %q not supported", p.Name, alg)
+			}
+			pp.algs[alg] = true
+		}
+		srcs := p.Sources
+		if len(srcs) == 0 {
+			srcs = DefaultSources
+		}
+		for _, s := range srcs {
+			pp.sources = append(pp.sources, a.addSource(s))
+		}
+		for _, ch := range p.ClaimHeaders {
+			h := strings.ToLower(ch.Header)
+			if !seenHeader[h] {
+				seenHeader[h] = true
+				a.allHeaders = append(a.allHeaders, h)
+			}
+		}
+		if h := strings.ToLower(p.PayloadHeader); h != "" && !seenHeader[h] {
+			seenHeader[h] = true
+			a.allHeaders = append(a.allHeaders, h)
+		}
+		a.providers = append(a.providers, pp)
+		a.byName[p.Name] = pp
+		a.byIssuer[p.Issuer] = pp
+	}
+	rules := o.Rules
+	if len(rules) == 0 {
+		rules = []Rule{{Name: "default"}}
+	}
+	for _, r := range rules {
+		c, err := compileRule(r)
+		if err != nil {
+			return nil, fmt.Errorf("authz: %w", err)
+		}
+		for _, pn := range r.Require.Providers {
+			if a.byName[pn] == nil {
+				return nil, fmt.Errorf("authz: rule %q: unknown provider %q", r.Name, pn)
+			}
+		}
+		a.rules = append(a.rules, c)
+		if r.Name != "" {
+			a.ruleByName[r.Name] = c
+		}
+	}
+	if o.TokenCacheEntries > 0 {
+		a.cache = NewTokenCache(o.TokenCacheEntries, o.CacheMetrics)
+	}
+	return a, nil
+}
+
+func (a *Authorizer) addSource(s TokenSource) int {
+	s.Header = strings.ToLower(s.Header)
+	for i, e := range a.sources {
+		if e.same(s) {
+			return i
+		}
+	}
+	a.sources = append(a.sources, s)
+	return len(a.sources) - 1
+}
+
+// Cache returns the verified-token cache, or nil when disabled.
+func (a *Authorizer) Cache() *TokenCache { return a.cache }
+
+// Check decides one request. It never returns an error: a request that
+// cannot be decided is denied with internal_error or keys_unavailable.
+func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
+	start := time.Now()
+	d := a.decide(ctx, r)
+	a.Observe(ctx, &d, time.Since(start))
+	return d
+}
+
+// Observe counts and logs a decision. Adapters call it for decisions they
+// make themselves (a recovered panic); Check calls it for its own.
+func (a *Authorizer) Observe(ctx context.Context, d *Decision, took time.Duration) {
+	a.metrics.observe(d, took)
+	if a.log != nil && a.log.Enabled(ctx, a.level) {
+		a.log.LogAttrs(ctx, a.level, "check",
+			slog.String("decision", d.DecisionLabel()),
+			slog.String("reason", string(d.Reason)),
+			slog.String("would_reason", string(d.WouldReason)),
+			slog.Int("status", d.Status),
+			slog.String("provider", d.Provider),
+			slog.String("rule", d.Rule),
+			slog.String("subject", d.Metadata.Subject),
+			slog.String("client_id", d.Metadata.ClientID),
+			slog.String("kid", d.KeyID),
+			slog.String("description", d.Description),
+			slog.Float64("latency_ms", float64(took.Microseconds())/1000),
+		)
+	}
+}
+
+// Deny builds a finished denial with a reason and description, as Check
+// would render it. Adapters use it for internal_error.
+func (a *Authorizer) Deny(reason Reason, description string) Decision {
+	d := Decision{Reason: reason, Description: description}
+	d.finishDeny(a.realm, a.body)
+	return d
+}
+
+func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
+	path := NormalizePath(r.Path)
+	method := strings.ToUpper(r.Method)
+	host := r.Host
+	if host == "" {
+		host = r.Headers[":authority"]
+	}
+	host = normalizeHost(host)
+
+	rl, req, deny := a.selectRule(r, path, method, host)
+	if deny != nil {
+		return a.finish(*deny)
+	}
+	d := a.decideWith(ctx, r, rl, req, method)
+	if rl != nil {
+		d.Rule = rl.Name
+		d.Metadata.Rule = rl.Name
+		if rl.DryRun && !d.Allow {
+			d = a.dryRun(d)
+		}
+	}
+	return a.finish(d)
+}
+
+// effective is a rule's requirement tightened by context_extensions.
+type effective struct {
+	Requirement
+	anonymous        bool
+	providersNarrow  bool // Providers restricts (possibly to nothing)
+	anonymousRemoved bool
+}
+
+// selectRule finds the rule for the request: the one context_extensions
+// names, else the first that matches. It returns a denial when the context
+// names an unknown rule.
+func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, effective, *Decision) {
+	var rl *rule
+	if name, ok := r.Context["rule"]; ok {
+		rl = a.ruleByName[name]
+		if rl == nil {
+			return nil, effective{}, &Decision{Reason: ReasonNoMatchingRule,
+				Description: "the route names a rule that is not configured"}
+		}
+	} else {
+		for _, c := range a.rules {
+			if c.matches(path, method, host) {
+				rl = c
+				break
+			}
+		}
+	}
+	var eff effective
+	if rl != nil {
+		eff.Requirement = rl.Require
+		eff.anonymous = rl.AllowAnonymous
+		eff.providersNarrow = len(rl.Require.Providers) > 0
+	}
+	// context_extensions tighten; they never widen (CONTRACT.md).
+	if s := r.Context["scopes"]; s != "" {
+		eff.Scopes = append(append([]string(nil), eff.Scopes...), strings.Fields(s)...)
+	}
+	if s, ok := r.Context["providers"]; ok {
+		var list []string
+		for p := range strings.SplitSeq(s, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" || (eff.providersNarrow && !contains(eff.Providers, p)) {
+				continue
+			}
+			list = append(list, p)
+		}
+		eff.Providers = list
+		eff.providersNarrow = true
+	}
+	if v, ok := r.Context["allow_anonymous"]; ok && !strings.EqualFold(v, "true") {
+		// "false" takes anonymity away; "true" cannot grant what the rule
+		// does not.
+		eff.anonymous = false
+	}
+	return rl, eff, nil
+}
+
+func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req effective, method string) Decision {
+	if rl != nil && rl.AllowCORSPreflight && method == "OPTIONS" && r.Headers["access-control-request-method"] != "" {
+		return a.anonymous("CORS preflight")
+	}
+	f, st, why := extract(r, a.sources)
+	switch st {
+	case extractMalformed:
+		return Decision{Reason: ReasonMalformedToken, Description: "the token is malformed: " + why}
+	case extractNone:
+		switch {
+		case rl == nil && !a.defaultAllow:
+			return Decision{Reason: ReasonNoMatchingRule, Description: "no rule matches the request"}
+		case rl == nil || req.anonymous:
+			return a.anonymous("")
+		}
+		return Decision{Reason: ReasonMissingToken, Description: "a bearer token is required"}
+	}
+
+	v, d := a.verify(ctx, f.token)
+	if v == nil {
+		return d
+	}
+	d = Decision{Provider: v.p.Name, KeyID: v.kid, Metadata: v.meta}
+	if !contains2(v.p.sources, f.source) {
+		d.Reason, d.Description = ReasonMalformedToken, "the token was sent where its issuer's tokens are not accepted"
+		return d
+	}
+	if rl == nil && !a.defaultAllow {
+		d.Reason, d.Description = ReasonNoMatchingRule, "no rule matches the request"
+		d.verified = v
+		return d
+	}
+	if req.providersNarrow && !contains(req.Providers, v.p.Name) {
+		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
+		return d
+	}
+	d.verified = v
+	if missing := missingScopes(v.scopes, req.Scopes); len(missing) > 0 {
+		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token lacks a required scope", missing
+		return d
+	}
+	if len(req.AnyScopes) > 0 && len(missingScopes(v.scopes, req.AnyScopes)) == len(req.AnyScopes) {
+		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token has none of the accepted scopes", req.AnyScopes
+		return d
+	}
+	if rl != nil {
+		for _, cr := range rl.claims {
+			val, ok := v.claims.lookup(cr.Name, cr.Nested)
+			if !ok || (len(cr.Values) > 0 && !cr.values.matches(val)) {
+				d.Reason, d.Description = ReasonClaimMismatch, "the token's claim "+quoteName(cr.Name)+" does not meet the rule"
+				return d
+			}
+		}
+	}
+	d.Allow, d.Reason = true, ReasonOK
+	a.applyToken(&d, v, r, f)
+	return d
+}
+
+func contains2(list []int, i int) bool {
+	for _, e := range list {
+		if e == i {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteName renders a configured claim name for a description.
+func quoteName(s string) string { return "'" + s + "'" }
+
+func missingScopes(have, want []string) []string {
+	var missing []string
+	for _, w := range want {
+		if !contains(have, w) {
+			missing = append(missing, w)
+		}
+	}
+	return missing
+}
+
+// anonymous allows a request without a token, removing every configured
+// claim header so the client cannot supply its own.
+func (a *Authorizer) anonymous(desc string) Decision {
+	return Decision{Allow: true, Reason: ReasonAnonymous, Description: desc, RemoveHeaders: a.allHeaders}
+}
+
+// applyToken adds the verified token's headers, and removes the token
+// itself upstream when its provider says so.
+func (a *Authorizer) applyToken(d *Decision, v *verified, r *Request, f found) {
+	d.Headers = v.headers
+	d.RemoveHeaders = v.remove
+	if !v.p.DropToken {
+		return
+	}
+	src := a.sources[f.source]
+	switch {
+	case src.Header != "":
+		d.RemoveHeaders = append(append([]string(nil), d.RemoveHeaders...), src.Header)
+	case src.Query != "":
+		d.RemoveQuery = []string{src.Query}
+	case src.Cookie != "":
+		rest, left := cookieWithout(r.Headers["cookie"], src.Cookie)
+		if left {
+			d.Headers = append(append([]Header(nil), d.Headers...), Header{Name: "cookie", Value: rest})
+		} else {
+			d.RemoveHeaders = append(append([]string(nil), d.RemoveHeaders...), "cookie")
+		}
+	}
+}
+
+// dryRun turns a denial into an allow that records what would have
+// happened. Claim headers are set only when the token itself was valid.
+func (a *Authorizer) dryRun(d Decision) Decision {
+	out := Decision{Allow: true, Reason: ReasonDryRun, WouldReason: d.Reason, Description: d.Description,
+		Provider: d.Provider, Rule: d.Rule, KeyID: d.KeyID, Metadata: d.Metadata, RemoveHeaders: a.allHeaders}
+	if d.verified != nil {
+		out.Headers, out.RemoveHeaders = d.verified.headers, d.verified.remove
+	}
+	return out
+}
+
+// finish renders a denial; allowed decisions get their status.
+func (a *Authorizer) finish(d Decision) Decision {
+	d.verified = nil
+	if d.Allow {
+		d.Status = 200
+		return d
+	}
+	d.Headers, d.RemoveHeaders, d.RemoveQuery = nil, nil, nil
+	d.finishDeny(a.realm, a.body)
+	return d
+}
+
+// tokenKey is the cache key of a token: its SHA-256.
+func tokenKey(tok string) [sha256.Size]byte { return sha256.Sum256([]byte(tok)) }

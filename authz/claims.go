@@ -1,0 +1,234 @@
+package authz
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// MaxHeaderValueBytes is the largest claim header value forwarded; a longer
+// one is not sent and the header is removed instead.
+const MaxHeaderValueBytes = 8 << 10
+
+// claims is a verified token's payload. Numbers stay json.Number so they
+// are forwarded in their JSON form.
+type claims map[string]any
+
+func decodeClaims(b []byte) (claims, bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, false
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var c claims
+	if err := d.Decode(&c); err != nil || d.More() {
+		return nil, false
+	}
+	return c, true
+}
+
+// lookup returns the claim at name, or at a dotted path into objects when
+// nested is true.
+func (c claims) lookup(name string, nested bool) (any, bool) {
+	if !nested {
+		v, ok := c[name]
+		return v, ok && v != nil
+	}
+	var cur any = map[string]any(c)
+	for part := range strings.SplitSeq(name, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, cur != nil
+}
+
+// numericDate reads a NumericDate claim (RFC 7519 §2). ok is false when
+// the claim is present but not a number.
+func (c claims) numericDate(name string) (v float64, present, ok bool) {
+	raw, present := c[name]
+	if !present || raw == nil {
+		return 0, false, true
+	}
+	n, isNum := raw.(json.Number)
+	if !isNum {
+		return 0, true, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, true, false
+	}
+	return f, true, true
+}
+
+func (c claims) str(name string) string {
+	s, _ := c[name].(string)
+	return s
+}
+
+// audiences returns aud as a list: a string or an array of strings.
+func (c claims) audiences() []string {
+	switch v := c["aud"].(type) {
+	case string:
+		if v == "" {
+			return nil
+		}
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// scopes collects the token's scopes from scope (space-separated, RFC 8693
+// §4.2), scp (array or string, as some IdPs send) and permissions (Auth0
+// RBAC).
+func (c claims) scopes() []string {
+	var out []string
+	add := func(v any) {
+		switch v := v.(type) {
+		case string:
+			out = append(out, strings.Fields(v)...)
+		case []any:
+			for _, e := range v {
+				if s, ok := e.(string); ok && s != "" {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	add(c["scope"])
+	add(c["scp"])
+	add(c["permissions"])
+	return out
+}
+
+// claimText renders a claim as a header value: a string as is, a number in
+// its JSON form, a bool as true/false, an array of scalars joined with ","
+// (objects inside as compact JSON), an object as compact JSON. ok is false
+// for null.
+func claimText(v any) (string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			if e == nil {
+				continue
+			}
+			s, _ := scalarOrJSON(e)
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), true
+	default:
+		return scalarOrJSON(v)
+	}
+}
+
+func scalarOrJSON(v any) (string, bool) {
+	switch v.(type) {
+	case string, json.Number, bool:
+		return claimText(v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// headerSafe reports whether s may be sent as a header value: no control
+// characters (CR/LF would split headers) and at most MaxHeaderValueBytes.
+func headerSafe(s string) bool {
+	if len(s) > MaxHeaderValueBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ClaimValue is one acceptable value of a required claim: a string, a
+// float64 number or a bool.
+type ClaimValue any
+
+// valueSet matches claim values by type: strings against strings, numbers
+// against numbers, bools against bools.
+type valueSet struct {
+	strs  map[string]struct{}
+	nums  map[float64]struct{}
+	bools [2]bool // [false, true]
+}
+
+func newValueSet(vals []ClaimValue) valueSet {
+	vs := valueSet{strs: map[string]struct{}{}, nums: map[float64]struct{}{}}
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			vs.strs[v] = struct{}{}
+		case float64:
+			vs.nums[v] = struct{}{}
+		case int:
+			vs.nums[float64(v)] = struct{}{}
+		case bool:
+			if v {
+				vs.bools[1] = true
+			} else {
+				vs.bools[0] = true
+			}
+		}
+	}
+	return vs
+}
+
+// matches reports whether claim v (or, for an array, any element) is in
+// the set.
+func (vs valueSet) matches(v any) bool {
+	switch v := v.(type) {
+	case string:
+		_, ok := vs.strs[v]
+		return ok
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return false
+		}
+		_, ok := vs.nums[f]
+		return ok
+	case bool:
+		if v {
+			return vs.bools[1]
+		}
+		return vs.bools[0]
+	case []any:
+		for _, e := range v {
+			if _, isArr := e.([]any); !isArr && vs.matches(e) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,175 @@
+package authz
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Decision is the outcome of one Check. A denial is a Decision, not an
+// error. The protocol adapters render it; every field they need is here.
+type Decision struct {
+	Allow  bool
+	Reason Reason
+	// Status is the HTTP status: 200 when allowed, else 401, 403, 500 or 503.
+	Status int
+	// Provider is the name of the token's provider; "" when there was none.
+	Provider string
+	// Rule is the name of the rule that applied; "" when none.
+	Rule string
+	// Description is the human text of a denial (error_description), also
+	// logged. It never holds token material.
+	Description string
+
+	// Headers are set on the upstream request (allowed only).
+	Headers []Header
+	// RemoveHeaders are removed from the upstream request (allowed only).
+	RemoveHeaders []string
+	// RemoveQuery are query parameters removed from the upstream request.
+	RemoveQuery []string
+	// Metadata is for Envoy's dynamic metadata (access logs, rate limits).
+	Metadata Metadata
+
+	// Challenge is the WWW-Authenticate value of a denial; "" for none.
+	Challenge string
+	// RetryAfter is the retry-after header value of a 503; "" for none.
+	RetryAfter string
+	// Body is the rendered deny body, ContentType its media type.
+	Body        []byte
+	ContentType string
+
+	// KeyID and WouldReason are for the decision log: the token's kid and,
+	// under dry_run, the reason the request would have been denied.
+	KeyID       string
+	WouldReason Reason
+	// MissingScopes lists required scopes the token lacks.
+	MissingScopes []string
+
+	// verified is the token behind the decision while it is being made;
+	// finish clears it.
+	verified *verified
+}
+
+// Header is one upstream header to set (overwriting any client value).
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Metadata is what Envoy receives as dynamic metadata
+// (envoy.filters.http.ext_authz namespace).
+type Metadata struct {
+	Provider string
+	Rule     string
+	Issuer   string
+	Subject  string
+	ClientID string
+	Scope    string
+}
+
+// DecisionLabel is the `decision` metric label: allow or deny.
+func (d *Decision) DecisionLabel() string {
+	if d.Allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+// BodyFormat selects the deny body.
+type BodyFormat int
+
+// Deny body formats.
+const (
+	// BodyJSON is {"error","error_description","reason"}.
+	BodyJSON BodyFormat = iota
+	// BodyApigee is Apigee's fault JSON, so clients written against
+	// Apigee's VerifyJWT keep working.
+	BodyApigee
+)
+
+// apigeeCodes maps reasons to Apigee VerifyJWT/flow error codes.
+var apigeeCodes = map[Reason]string{
+	ReasonMissingToken:        "steps.jwt.FailedToDecode",
+	ReasonMalformedToken:      "steps.jwt.FailedToDecode",
+	ReasonUnknownIssuer:       "steps.jwt.JwtIssuerMismatch",
+	ReasonDisallowedAlgorithm: "steps.jwt.AlgorithmMismatch",
+	ReasonUnknownKey:          "steps.jwt.NoMatchingPublicKey",
+	ReasonInvalidSignature:    "steps.jwt.InvalidToken",
+	ReasonExpired:             "steps.jwt.TokenExpired",
+	ReasonNotYetValid:         "steps.jwt.TokenNotYetValid",
+	ReasonInvalidAudience:     "steps.jwt.JwtAudienceMismatch",
+	ReasonTokenTooOld:         "steps.jwt.InvalidClaim",
+	ReasonInvalidType:         "steps.jwt.InvalidToken",
+	ReasonMissingClaim:        "steps.jwt.InvalidClaim",
+	ReasonInsufficientScope:   "steps.oauth.v2.InsufficientScope",
+	ReasonClaimMismatch:       "steps.jwt.InvalidClaim",
+	ReasonNoMatchingRule:      "accesscontrol.IPDeniedAccess",
+	ReasonKeysUnavailable:     "steps.jwt.NoMatchingPublicKey",
+	ReasonInternalError:       "messaging.runtime.UnknownException",
+}
+
+// ApigeeErrorCode returns the Apigee error code a reason maps to.
+func ApigeeErrorCode(r Reason) string { return apigeeCodes[r] }
+
+// finishDeny fills the status, challenge and body of a denial.
+func (d *Decision) finishDeny(realm string, format BodyFormat) {
+	d.Allow = false
+	d.Status = d.Reason.Status()
+	code := d.Reason.ErrorCode()
+	switch d.Status {
+	case 401:
+		if d.Reason == ReasonMissingToken {
+			// RFC 6750 §3.1: no error code when the request had no token.
+			d.Challenge = `Bearer realm=` + quote(realm)
+		} else {
+			d.Challenge = `Bearer realm=` + quote(realm) + `, error="invalid_token", error_description=` + quote(d.Description)
+		}
+	case 403:
+		d.Challenge = `Bearer realm=` + quote(realm) + `, error="insufficient_scope"`
+		if len(d.MissingScopes) > 0 {
+			d.Challenge += `, scope=` + quote(strings.Join(d.MissingScopes, " "))
+		}
+	case 503:
+		d.RetryAfter = "5"
+	}
+	d.ContentType = "application/json"
+	switch format {
+	case BodyApigee:
+		d.Body = marshal(map[string]any{"fault": map[string]any{
+			"faultstring": d.Description,
+			"detail":      map[string]string{"errorcode": apigeeCodes[d.Reason]},
+		}})
+	default:
+		d.Body = marshal(struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+			Reason      Reason `json:"reason"`
+		}{code, d.Description, d.Reason})
+	}
+}
+
+func marshal(v any) []byte {
+	b, _ := json.Marshal(v) // maps of strings always marshal
+	return b
+}
+
+// quote makes a quoted-string (RFC 7230 §3.2.6) of s; characters that
+// cannot appear in one are dropped.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+

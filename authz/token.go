@@ -1,0 +1,181 @@
+package authz
+
+import (
+	"net/url"
+	"strings"
+)
+
+// MaxTokenBytes is the largest token accepted; a longer one is malformed.
+const MaxTokenBytes = 16 << 10
+
+// TokenSource is one place a token may be found. Exactly one of Header,
+// Query and Cookie is set.
+type TokenSource struct {
+	// Header is a lower-case header name; Prefix, when set, must start the
+	// value (compared case-insensitively, as RFC 7235 makes the scheme) and
+	// is cut off.
+	Header string
+	Prefix string
+	// Query is a query parameter name.
+	Query string
+	// Cookie is a cookie name.
+	Cookie string
+}
+
+// DefaultSources is where tokens are looked for when a provider names none:
+// the Authorization header, Bearer scheme (RFC 6750 §2.1).
+var DefaultSources = []TokenSource{{Header: "authorization", Prefix: "Bearer "}}
+
+func (s TokenSource) same(o TokenSource) bool {
+	return s.Header == o.Header && strings.EqualFold(s.Prefix, o.Prefix) && s.Query == o.Query && s.Cookie == o.Cookie
+}
+
+// found is a token and where it came from.
+type found struct {
+	token  string
+	source int // index into the authorizer's sources
+}
+
+// extractStatus is what looking for a token found.
+type extractStatus int
+
+const (
+	extractNone extractStatus = iota
+	extractOne
+	extractMalformed
+)
+
+// extract looks for the token in every source. More than one token, an
+// empty Bearer value, or one over MaxTokenBytes is malformed; a header with
+// another scheme (Basic ...) counts as no token.
+func extract(r *Request, sources []TokenSource) (found, extractStatus, string) {
+	var f found
+	n := 0
+	for i, s := range sources {
+		toks, bad := lookIn(r, s)
+		if bad != "" {
+			return f, extractMalformed, bad
+		}
+		for _, t := range toks {
+			n++
+			if n > 1 {
+				return f, extractMalformed, "more than one token in the request"
+			}
+			f = found{token: t, source: i}
+		}
+	}
+	if n == 0 {
+		return f, extractNone, ""
+	}
+	if len(f.token) > MaxTokenBytes {
+		return f, extractMalformed, "token too large"
+	}
+	return f, extractOne, ""
+}
+
+// lookIn returns the tokens that source s holds in r, or a description of
+// why the source's value is malformed.
+func lookIn(r *Request, s TokenSource) ([]string, string) {
+	switch {
+	case s.Header != "":
+		v, ok := r.header(s.Header)
+		if !ok {
+			return nil, ""
+		}
+		if r.Repeated[s.Header] > 1 {
+			return nil, "header " + s.Header + " repeated"
+		}
+		return fromHeader(v, s.Prefix)
+	case s.Query != "":
+		return fromQuery(r.Path, s.Query)
+	case s.Cookie != "":
+		return fromCookie(r.Headers["cookie"], s.Cookie)
+	}
+	return nil, ""
+}
+
+func fromHeader(v, prefix string) ([]string, string) {
+	if prefix != "" {
+		scheme := strings.TrimSpace(prefix)
+		// "Bearer" alone, or "Bearer " with nothing after it, is an empty
+		// token: malformed, not missing.
+		if strings.EqualFold(strings.TrimSpace(v), scheme) {
+			return nil, "empty token"
+		}
+		if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {
+			return nil, "" // another scheme: not ours
+		}
+		v = v[len(prefix):]
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil, "empty token"
+	}
+	return []string{v}, ""
+}
+
+func fromQuery(path, name string) ([]string, string) {
+	i := strings.IndexByte(path, '?')
+	if i < 0 {
+		return nil, ""
+	}
+	q := path[i+1:]
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	var out []string
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k2, err := url.QueryUnescape(k); err == nil {
+			k = k2
+		}
+		if k != name {
+			continue
+		}
+		dv, err := url.QueryUnescape(v)
+		if err != nil || dv == "" {
+			return nil, "bad query parameter " + name
+		}
+		out = append(out, dv)
+	}
+	return out, ""
+}
+
+func fromCookie(h, name string) ([]string, string) {
+	if h == "" {
+		return nil, ""
+	}
+	var out []string
+	for part := range strings.SplitSeq(h, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || strings.TrimSpace(k) != name {
+			continue
+		}
+		v = strings.Trim(strings.TrimSpace(v), `"`)
+		if v == "" {
+			return nil, "empty cookie " + name
+		}
+		out = append(out, v)
+	}
+	return out, ""
+}
+
+// cookieWithout returns the cookie header without the named cookie, and
+// whether anything is left.
+func cookieWithout(h, name string) (string, bool) {
+	var keep []string
+	for part := range strings.SplitSeq(h, ";") {
+		p := strings.TrimSpace(part)
+		if p == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(p, "=")
+		if strings.TrimSpace(k) == name {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return strings.Join(keep, "; "), len(keep) > 0
+}

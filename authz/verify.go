@@ -1,0 +1,234 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"time"
+)
+
+// verified is a token that passed every check of its provider: what the
+// response and the rules need from it, computed once. It is what the
+// token cache holds, and is immutable.
+type verified struct {
+	p       *provider
+	kid     string
+	claims  claims
+	scopes  []string
+	headers []Header // claim headers to set
+	remove  []string // configured headers not set
+	meta    Metadata
+	exp     time.Time // the cache entry's end
+}
+
+// verify checks a token. It returns the verified token, or nil and a
+// denial. The order of checks is deliberate: nothing the payload says
+// beyond iss (which only picks the provider and so the keys) is believed
+// before the signature is checked, so a forged token is always
+// invalid_signature, never expired.
+func (a *Authorizer) verify(ctx context.Context, tok string) (*verified, Decision) {
+	var key [32]byte
+	if a.cache != nil {
+		key = tokenKey(tok)
+		if v := a.cache.get(key, a.now()); v != nil {
+			return v, Decision{}
+		}
+	}
+	v, d := a.verifyFull(ctx, tok)
+	if v != nil && a.cache != nil {
+		a.cache.put(key, v)
+	}
+	return v, d
+}
+
+func deny(r Reason, desc string) (*verified, Decision) {
+	return nil, Decision{Reason: r, Description: desc}
+}
+
+func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Decision) {
+	c, why := parseCompact(tok)
+	if c == nil {
+		return deny(ReasonMalformedToken, "the token is malformed: "+why)
+	}
+	alg := c.header.Alg
+	if strings.EqualFold(alg, "none") {
+		return deny(ReasonDisallowedAlgorithm, "unsigned tokens are not accepted")
+	}
+	cl, ok := decodeClaims(c.payload)
+	if !ok {
+		return deny(ReasonMalformedToken, "the token is malformed: payload is not a JSON object")
+	}
+	iss, isStr := cl["iss"].(string)
+	if !isStr || iss == "" {
+		return deny(ReasonUnknownIssuer, "the token has no issuer")
+	}
+	p := a.byIssuer[iss]
+	if p == nil {
+		return deny(ReasonUnknownIssuer, "the token's issuer is not accepted")
+	}
+	fail := func(r Reason, desc string) (*verified, Decision) {
+		v, d := deny(r, desc)
+		d.Provider = p.Name
+		if c.header.Kid != nil {
+			d.KeyID = *c.header.Kid
+		}
+		return v, d
+	}
+	if !p.algs[alg] {
+		return fail(ReasonDisallowedAlgorithm, "the token's algorithm is not accepted")
+	}
+
+	kid := ""
+	if c.header.Kid != nil {
+		kid = *c.header.Kid
+		k, err := p.Keys.Key(ctx, kid)
+		if r, desc := keyError(err); r != "" {
+			return fail(r, desc)
+		}
+		if !keyFits(k, alg) {
+			return fail(ReasonUnknownKey, "no usable key matches the token's key id")
+		}
+		if !verifySignature(alg, k, c.signing, c.sig) {
+			return fail(ReasonInvalidSignature, "the token's signature is invalid")
+		}
+	} else {
+		keys, err := p.Keys.Keys(ctx)
+		if r, desc := keyError(err); r != "" {
+			return fail(r, desc)
+		}
+		good := false
+		for _, k := range keys {
+			if keyFits(k, alg) && verifySignature(alg, k, c.signing, c.sig) {
+				good, kid = true, k.ID
+				break
+			}
+		}
+		if !good {
+			return fail(ReasonInvalidSignature, "the token's signature is invalid")
+		}
+	}
+
+	if p.TokenType != "" && !typeMatches(c.header.Typ, p.TokenType) {
+		return fail(ReasonInvalidType, "the token's type is not accepted")
+	}
+	now := a.now()
+	skew := p.ClockSkew
+	exp, hasExp, okExp := cl.numericDate("exp")
+	nbf, hasNbf, okNbf := cl.numericDate("nbf")
+	iat, hasIat, okIat := cl.numericDate("iat")
+	if !okExp || !okNbf || !okIat {
+		return fail(ReasonMalformedToken, "the token is malformed: a time claim is not a number")
+	}
+	if !hasExp {
+		return fail(ReasonMissingClaim, "the token has no expiry")
+	}
+	expT := unixTime(exp)
+	if !now.Before(expT.Add(skew)) {
+		return fail(ReasonExpired, "the token has expired")
+	}
+	if hasNbf && now.Add(skew).Before(unixTime(nbf)) {
+		return fail(ReasonNotYetValid, "the token is not valid yet")
+	}
+	if hasIat && now.Add(skew).Before(unixTime(iat)) {
+		return fail(ReasonNotYetValid, "the token was issued in the future")
+	}
+	if len(p.Audiences) > 0 && !audienceOK(cl.audiences(), p.Audiences) {
+		return fail(ReasonInvalidAudience, "the token's audience is not accepted")
+	}
+	if p.MaxLifetime > 0 {
+		if !hasIat {
+			return fail(ReasonMissingClaim, "the token has no issue time")
+		}
+		if time.Duration((exp-iat)*float64(time.Second)) > p.MaxLifetime {
+			return fail(ReasonTokenTooOld, "the token's lifetime is longer than accepted")
+		}
+	}
+	for _, name := range p.RequiredClaims {
+		if _, ok := cl.lookup(name, false); !ok {
+			return fail(ReasonMissingClaim, "the token lacks the claim "+quoteName(name))
+		}
+	}
+	return a.build(p, kid, cl, c.rawPayload, expT), Decision{}
+}
+
+// keyError maps a KeySource error to a reason; "" for none.
+func keyError(err error) (Reason, string) {
+	switch {
+	case err == nil:
+		return "", ""
+	case errors.Is(err, ErrNoKeys):
+		return ReasonKeysUnavailable, "the issuer's keys are not available yet"
+	case errors.Is(err, ErrUnknownKey):
+		return ReasonUnknownKey, "no usable key matches the token's key id"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// Fail closed when the caller gave up waiting for a refetch.
+		return ReasonUnknownKey, "no usable key matches the token's key id"
+	}
+	return ReasonInternalError, "the key set could not be read"
+}
+
+func typeMatches(typ, want string) bool {
+	typ = strings.ToLower(typ)
+	want = strings.ToLower(want)
+	return typ == want || strings.TrimPrefix(typ, "application/") == strings.TrimPrefix(want, "application/")
+}
+
+func audienceOK(have, want []string) bool {
+	for _, h := range have {
+		if contains(want, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func unixTime(f float64) time.Time {
+	if f > math.MaxInt64/2 {
+		return time.Unix(math.MaxInt64/2, 0)
+	}
+	if f < math.MinInt64/2 {
+		return time.Unix(math.MinInt64/2, 0)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// build precomputes everything a response needs from a verified token.
+func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string, exp time.Time) *verified {
+	v := &verified{p: p, kid: kid, claims: cl, scopes: cl.scopes(), exp: exp}
+	set := map[string]bool{}
+	for _, ch := range p.ClaimHeaders {
+		h := strings.ToLower(ch.Header)
+		val, ok := cl.lookup(ch.Claim, ch.Nested)
+		if !ok || set[h] {
+			continue
+		}
+		text, ok := claimText(val)
+		if !ok || !headerSafe(text) {
+			continue
+		}
+		set[h] = true
+		v.headers = append(v.headers, Header{Name: h, Value: text})
+	}
+	if h := strings.ToLower(p.PayloadHeader); h != "" && !set[h] && len(rawPayload) <= MaxHeaderValueBytes {
+		set[h] = true
+		v.headers = append(v.headers, Header{Name: h, Value: rawPayload})
+	}
+	for _, h := range a.allHeaders {
+		if !set[h] {
+			v.remove = append(v.remove, h)
+		}
+	}
+	clientID := cl.str("azp")
+	if clientID == "" {
+		clientID = cl.str("client_id")
+	}
+	scope, _ := claimText(cl["scope"])
+	if _, isArr := cl["scope"].([]any); isArr {
+		scope = strings.ReplaceAll(scope, ",", " ")
+	}
+	v.meta = Metadata{Provider: p.Name, Issuer: p.Issuer, Subject: cl.str("sub"), ClientID: clientID, Scope: scope}
+	return v
+}
+
