@@ -1,0 +1,70 @@
+package jwkstest
+
+import (
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// SignToken signs claims with key as a compact JWS. The protected header is
+// {alg, typ: JWT} plus header, whose entries override or add; a nil value
+// deletes an entry. When header sets an "alg" other than alg, the token
+// claims that algorithm but is signed with alg (for algorithm-confusion
+// tests).
+func SignToken(t testing.TB, alg string, key crypto.Signer, header map[string]any, claims map[string]any) string {
+	t.Helper()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatalf("jwkstest: marshal claims: %v", err)
+	}
+	h := map[string]any{"alg": alg, "typ": "JWT"}
+	for name, v := range header {
+		if v == nil {
+			delete(h, name)
+			continue
+		}
+		h[name] = v
+	}
+	if claimed, ok := h["alg"]; !ok || claimed != alg {
+		// jws.Sign always writes the signer's alg; craft the lying
+		// header by hand.
+		return signRaw(t, alg, key, h, payload)
+	}
+	hdrs := jws.NewHeaders()
+	for name, v := range h {
+		if name == "alg" {
+			continue
+		}
+		if err := hdrs.Set(name, v); err != nil {
+			t.Fatalf("jwkstest: header %q: %v", name, err)
+		}
+	}
+	tok, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(alg), key, jws.WithProtectedHeaders(hdrs)))
+	if err != nil {
+		t.Fatalf("jwkstest: sign: %v", err)
+	}
+	return string(tok)
+}
+
+func signRaw(t testing.TB, alg string, key crypto.Signer, header map[string]any, payload []byte) string {
+	t.Helper()
+	hb, err := json.Marshal(header)
+	if err != nil {
+		t.Fatalf("jwkstest: marshal header: %v", err)
+	}
+	enc := base64.RawURLEncoding
+	input := enc.EncodeToString(hb) + "." + enc.EncodeToString(payload)
+	signer, err := jws.NewSigner(jwa.SignatureAlgorithm(alg))
+	if err != nil {
+		t.Fatalf("jwkstest: signer: %v", err)
+	}
+	sig, err := signer.Sign([]byte(input), key)
+	if err != nil {
+		t.Fatalf("jwkstest: sign: %v", err)
+	}
+	return input + "." + enc.EncodeToString(sig)
+}
