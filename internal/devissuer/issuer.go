@@ -1,0 +1,450 @@
+// Package devissuer is a local stand-in for an Auth0 tenant, for development and
+// demos only: the client-credentials token endpoint (POST /oauth/token, Auth0's
+// request and error shapes), tokens shaped like Auth0 machine-to-machine access
+// tokens (or the RFC 9068 profile), a JWKS with the current and the next key,
+// the discovery document, and loopback-only key rotation.
+//
+// It is never meant for production: client secrets are printed at start and
+// keys are kept in plain files.
+//
+// Concurrency: an *Issuer is an http.Handler safe for concurrent use. The
+// clients are immutable after New; the key ring is guarded by a mutex, held
+// only to read or swap keys (never while signing or doing I/O other than the
+// small key-file write of a rotation).
+package devissuer
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// Profile selects the shape of issued tokens.
+type Profile string
+
+const (
+	// ProfileAuth0 is Auth0's default access-token profile: typ JWT, azp.
+	ProfileAuth0 Profile = "auth0"
+	// ProfileRFC9068 is RFC 9068: typ at+jwt, client_id and jti instead of azp.
+	ProfileRFC9068 Profile = "rfc9068"
+)
+
+// Defaults of Options.
+const (
+	DefaultTokenTTL   = 24 * time.Hour // Auth0's default for APIs
+	DefaultJWKSMaxAge = 300 * time.Second
+	rsaKeyBits        = 2048
+)
+
+// Options configure an Issuer.
+type Options struct {
+	// Issuer is the iss claim and the base of every URL in the discovery
+	// document, e.g. "http://127.0.0.1:8081/". Required; it must be an
+	// absolute http(s) URL ending in "/", as Auth0 issuers do.
+	Issuer string
+	// Clients that may get tokens. Nil means DemoClients().
+	Clients []Client
+	// Profile of issued tokens. Zero means ProfileAuth0.
+	Profile Profile
+	// TokenTTL is exp - iat and expires_in. Zero means DefaultTokenTTL.
+	TokenTTL time.Duration
+	// JWKSMaxAge is the max-age of the JWKS and discovery Cache-Control.
+	// Zero means DefaultJWKSMaxAge.
+	JWKSMaxAge time.Duration
+	// KeyFile persists the key ring (JSON with PEM keys) so that a restart
+	// keeps its kids; created when missing, rewritten on every rotation.
+	// Empty means keys live in memory only.
+	KeyFile string
+	// GenerateKey makes a new signing key. Nil means RSA 2048 from crypto/rand.
+	GenerateKey func() (*rsa.PrivateKey, error)
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives one line per issued token, rotation and revocation.
+	// Nil means no logs.
+	Logger *slog.Logger
+}
+
+// Issuer is the stand-in tenant; see the package comment.
+type Issuer struct {
+	issuer      string
+	profile     Profile
+	ttl         time.Duration
+	maxAge      time.Duration
+	keyFile     string
+	generateKey func() (*rsa.PrivateKey, error)
+	now         func() time.Time
+	log         *slog.Logger
+	clients     map[string]Client
+	scopes      []string // every granted scope, for the discovery document
+	mux         *http.ServeMux
+
+	mu   sync.Mutex
+	keys *keyRing
+}
+
+// New builds an Issuer, loading or creating the key ring.
+func New(opts Options) (*Issuer, error) {
+	if err := validateIssuer(opts.Issuer); err != nil {
+		return nil, err
+	}
+	iss := &Issuer{
+		issuer:      opts.Issuer,
+		profile:     opts.Profile,
+		ttl:         opts.TokenTTL,
+		maxAge:      opts.JWKSMaxAge,
+		keyFile:     opts.KeyFile,
+		generateKey: opts.GenerateKey,
+		now:         opts.Now,
+		log:         opts.Logger,
+	}
+	switch iss.profile {
+	case "":
+		iss.profile = ProfileAuth0
+	case ProfileAuth0, ProfileRFC9068:
+	default:
+		return nil, fmt.Errorf("devissuer: profile %q: want %q or %q", opts.Profile, ProfileAuth0, ProfileRFC9068)
+	}
+	if iss.ttl < 0 || iss.maxAge < 0 {
+		return nil, errors.New("devissuer: token ttl and jwks max-age must not be negative")
+	}
+	if iss.ttl == 0 {
+		iss.ttl = DefaultTokenTTL
+	}
+	if iss.maxAge == 0 {
+		iss.maxAge = DefaultJWKSMaxAge
+	}
+	if iss.generateKey == nil {
+		iss.generateKey = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, rsaKeyBits) }
+	}
+	if iss.now == nil {
+		iss.now = time.Now
+	}
+	if iss.log == nil {
+		iss.log = slog.New(slog.DiscardHandler)
+	}
+	clients := opts.Clients
+	if clients == nil {
+		clients = DemoClients()
+	}
+	if err := validateClients(clients); err != nil {
+		return nil, fmt.Errorf("devissuer: %w", err)
+	}
+	iss.clients = make(map[string]Client, len(clients))
+	for _, c := range clients {
+		iss.clients[c.ClientID] = c
+		for _, g := range c.Grants {
+			iss.scopes = append(iss.scopes, g.Scopes...)
+		}
+	}
+	slices.Sort(iss.scopes)
+	iss.scopes = slices.Compact(iss.scopes)
+
+	if err := iss.initKeys(); err != nil {
+		return nil, err
+	}
+
+	iss.mux = http.NewServeMux()
+	iss.mux.HandleFunc("POST /oauth/token", iss.handleToken)
+	iss.mux.HandleFunc("GET /.well-known/jwks.json", iss.handleJWKS)
+	iss.mux.HandleFunc("GET /.well-known/openid-configuration", iss.handleDiscovery)
+	iss.mux.HandleFunc("POST /admin/rotate", iss.loopbackOnly(iss.handleRotate))
+	iss.mux.HandleFunc("POST /admin/revoke", iss.loopbackOnly(iss.handleRevoke))
+	iss.mux.HandleFunc("GET /admin/keys", iss.loopbackOnly(iss.handleKeys))
+	return iss, nil
+}
+
+func validateIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("devissuer: issuer %q: want an absolute http(s) URL", s)
+	}
+	if !strings.HasSuffix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("devissuer: issuer %q: must end in \"/\" with no query, like an Auth0 issuer", s)
+	}
+	return nil
+}
+
+func (iss *Issuer) initKeys() error {
+	subject := "dev-issuer " + iss.issuer
+	if iss.keyFile != "" {
+		ring, ok, err := loadKeyFile(iss.keyFile, subject)
+		if err != nil {
+			return err
+		}
+		if ok {
+			iss.keys = ring
+			return nil
+		}
+	}
+	current, err := iss.newKey()
+	if err != nil {
+		return err
+	}
+	next, err := iss.newKey()
+	if err != nil {
+		return err
+	}
+	iss.keys = &keyRing{current: current, next: next}
+	if iss.keyFile != "" {
+		return saveKeyFile(iss.keyFile, iss.keys)
+	}
+	return nil
+}
+
+func (iss *Issuer) newKey() (*signingKey, error) {
+	raw, err := iss.generateKey()
+	if err != nil {
+		return nil, fmt.Errorf("devissuer: generate key: %w", err)
+	}
+	return newSigningKey(raw, nil, "dev-issuer "+iss.issuer)
+}
+
+// ServeHTTP implements http.Handler.
+func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	iss.mux.ServeHTTP(w, r)
+}
+
+// KeyState is the answer of the admin endpoints.
+type KeyState struct {
+	Current   string   `json:"current"`
+	Next      string   `json:"next"`
+	Published []string `json:"published"`
+}
+
+// Keys returns the kids of the key ring.
+func (iss *Issuer) Keys() KeyState {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	return iss.stateLocked()
+}
+
+func (iss *Issuer) stateLocked() KeyState {
+	s := KeyState{Current: iss.keys.current.kid, Next: iss.keys.next.kid}
+	for _, k := range iss.keys.published() {
+		s.Published = append(s.Published, k.kid)
+	}
+	return s
+}
+
+// Rotate makes the next key the signing key and publishes a new next key. The
+// previous signing key stays published until Revoke.
+func (iss *Issuer) Rotate() (KeyState, error) {
+	// Generating a key takes a while; do it before taking the lock.
+	fresh, err := iss.newKey()
+	if err != nil {
+		return KeyState{}, err
+	}
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	ring := &keyRing{
+		current: iss.keys.next,
+		next:    fresh,
+		retired: append([]*signingKey{iss.keys.current}, iss.keys.retired...),
+	}
+	if iss.keyFile != "" {
+		if err := saveKeyFile(iss.keyFile, ring); err != nil {
+			return KeyState{}, err
+		}
+	}
+	iss.keys = ring
+	return iss.stateLocked(), nil
+}
+
+// Errors of Revoke.
+var (
+	ErrUnknownKey = errors.New("devissuer: no published key has this kid")
+	ErrKeyInUse   = errors.New("devissuer: key is the current signing key")
+	ErrKeyIsNext  = errors.New("devissuer: key is the next signing key")
+)
+
+// Revoke stops publishing a retired key.
+func (iss *Issuer) Revoke(kid string) (KeyState, error) {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	switch kid {
+	case iss.keys.current.kid:
+		return KeyState{}, ErrKeyInUse
+	case iss.keys.next.kid:
+		return KeyState{}, ErrKeyIsNext
+	}
+	i := slices.IndexFunc(iss.keys.retired, func(k *signingKey) bool { return k.kid == kid })
+	if i < 0 {
+		return KeyState{}, ErrUnknownKey
+	}
+	ring := &keyRing{
+		current: iss.keys.current,
+		next:    iss.keys.next,
+		retired: slices.Delete(slices.Clone(iss.keys.retired), i, i+1),
+	}
+	if iss.keyFile != "" {
+		if err := saveKeyFile(iss.keyFile, ring); err != nil {
+			return KeyState{}, err
+		}
+	}
+	iss.keys = ring
+	return iss.stateLocked(), nil
+}
+
+func (iss *Issuer) signingKey() *signingKey {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	return iss.keys.current
+}
+
+func (iss *Issuer) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+	iss.mu.Lock()
+	keys := iss.keys.published()
+	iss.mu.Unlock()
+	set := jwk.NewSet()
+	for _, k := range keys {
+		if err := set.AddKey(k.public); err != nil {
+			iss.log.Error("jwks add key", "kid", k.kid, "error", err)
+			writeError(w, http.StatusInternalServerError, "server_error", "could not build the key set")
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", iss.cacheControl())
+	writeJSON(w, http.StatusOK, set)
+}
+
+func (iss *Issuer) cacheControl() string {
+	return "public, max-age=" + strconv.FormatInt(int64(iss.maxAge/time.Second), 10)
+}
+
+// discovery is the subset of OpenID Provider Metadata (OIDC Discovery §3) that
+// makes sense for a token-only issuer, in Auth0's spelling.
+type discovery struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+}
+
+func (iss *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
+	claims := []string{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions"}
+	if iss.profile == ProfileRFC9068 {
+		claims = append(claims, "client_id", "jti")
+	} else {
+		claims = append(claims, "azp")
+	}
+	w.Header().Set("Cache-Control", iss.cacheControl())
+	writeJSON(w, http.StatusOK, discovery{
+		Issuer:                            iss.issuer,
+		TokenEndpoint:                     iss.issuer + "oauth/token",
+		JWKSURI:                           iss.issuer + ".well-known/jwks.json",
+		GrantTypesSupported:               []string{grantClientCredentials},
+		ResponseTypesSupported:            []string{"token"},
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
+		ScopesSupported:                   iss.scopes,
+		ClaimsSupported:                   claims,
+	})
+}
+
+// loopbackOnly refuses callers whose address is not loopback (127.0.0.0/8,
+// ::1). It trusts the connection's address only: forwarding headers are
+// ignored, since anyone can send them.
+func (iss *Issuer) loopbackOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopback(r.RemoteAddr) {
+			writeError(w, http.StatusForbidden, "access_denied", "admin endpoints answer loopback callers only")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return addr.Unmap().IsLoopback()
+}
+
+func (iss *Issuer) handleRotate(w http.ResponseWriter, _ *http.Request) {
+	state, err := iss.Rotate()
+	if err != nil {
+		iss.log.Error("rotate keys", "error", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "rotation failed")
+		return
+	}
+	iss.log.Info("keys rotated", "current_kid", state.Current, "next_kid", state.Next)
+	writeJSON(w, http.StatusOK, state)
+}
+
+func (iss *Issuer) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	kid := r.URL.Query().Get("kid")
+	if kid == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "Missing required parameter: kid")
+		return
+	}
+	state, err := iss.Revoke(kid)
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no published key has kid %q", kid))
+		return
+	case errors.Is(err, ErrKeyInUse):
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("key %q signs tokens now; rotate first", kid))
+		return
+	case errors.Is(err, ErrKeyIsNext):
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("key %q is the next signing key; rotate twice first", kid))
+		return
+	case err != nil:
+		iss.log.Error("revoke key", "error", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "revocation failed")
+		return
+	}
+	iss.log.Info("key revoked", "kid", kid)
+	writeJSON(w, http.StatusOK, state)
+}
+
+func (iss *Issuer) handleKeys(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, iss.Keys())
+}
+
+// oauthError is the RFC 6749 §5.2 error body Auth0 answers with.
+type oauthError struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	writeJSON(w, status, oauthError{Error: code, ErrorDescription: description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
