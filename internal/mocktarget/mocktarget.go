@@ -92,13 +92,22 @@ func (t *target) user(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "Hello, "+name+"!")
 }
 
-// person is the document of /json and /xml.
+// person is the document of /json, fields in mocktarget's order.
 type person struct {
-	XMLName   xml.Name `json:"-" xml:"root"`
-	FirstName string   `json:"firstName" xml:"firstName"`
-	LastName  string   `json:"lastName" xml:"lastName"`
-	City      string   `json:"city" xml:"city"`
-	State     string   `json:"state" xml:"state"`
+	FirstName string `json:"firstName"`
+	LastName  string `json:"lastName"`
+	City      string `json:"city"`
+	State     string `json:"state"`
+}
+
+// personXML is the same document for /xml, whose elements mocktarget sends in
+// alphabetical order under <root>.
+type personXML struct {
+	XMLName   xml.Name `xml:"root"`
+	City      string   `xml:"city"`
+	FirstName string   `xml:"firstName"`
+	LastName  string   `xml:"lastName"`
+	State     string   `xml:"state"`
 }
 
 var john = person{FirstName: "John", LastName: "Doe", City: "San Jose", State: "CA"}
@@ -108,7 +117,7 @@ func (t *target) json(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (t *target) xml(w http.ResponseWriter, _ *http.Request) {
-	body, err := xml.Marshal(john)
+	body, err := xml.Marshal(personXML{City: john.City, FirstName: john.FirstName, LastName: john.LastName, State: john.State})
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, "encoding failed\n")
 		return
