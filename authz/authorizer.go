@@ -477,3 +477,6 @@ func (a *Authorizer) finish(d Decision) Decision {
 
 // tokenKey is the cache key of a token: its SHA-256.
 func tokenKey(tok string) [sha256.Size]byte { return sha256.Sum256([]byte(tok)) }
+
+// Metrics returns the decision metrics the authorizer records to.
+func (a *Authorizer) Metrics() *Metrics { return a.metrics }

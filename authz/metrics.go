@@ -80,3 +80,9 @@ func NewCacheMetrics(reg prometheus.Registerer) *CacheMetrics {
 		}),
 	}
 }
+
+// Checks returns the jwt_authz_checks_total counter for the labels (for
+// tests and the soak driver).
+func (m *Metrics) Checks(decision, reason, provider string) prometheus.Counter {
+	return m.checks.WithLabelValues(decision, reason, provider)
+}

@@ -1,0 +1,293 @@
+package config
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/jwtauthz/jwt-authz/authz"
+	"github.com/jwtauthz/jwt-authz/jwks"
+	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
+)
+
+// Defaults the contract gives.
+const (
+	DefaultGRPCAddr           = "127.0.0.1:9001"
+	DefaultHTTPAddr           = "127.0.0.1:9090"
+	DefaultShutdownGrace      = 10 * time.Second
+	DefaultRefreshInterval    = 900 * time.Second
+	DefaultMinRefreshInterval = 30 * time.Second
+	DefaultFetchTimeout       = 5 * time.Second
+	DefaultClockSkew          = 30 * time.Second
+	DefaultTokenCacheEntries  = 100000
+)
+
+// Env is what Build needs from the process: metrics built once, the
+// logger, and the authorizer pointer that the servers read (so key
+// removals reach the token cache of whichever authorizer is current).
+type Env struct {
+	Logger       *slog.Logger
+	AuthzMetrics *authz.Metrics
+	CacheMetrics *authz.CacheMetrics
+	JWKSMetrics  *jwks.Metrics
+	// Current is the authorizer in force; required.
+	Current *atomic.Pointer[authz.Authorizer]
+	// HTTPClient fetches keys; nil means jwks' default.
+	HTTPClient *http.Client
+	// Clock drives key refresh; nil means the real clock.
+	Clock jwks.Clock
+	// Now is the authorizer's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Runtime is a built config: the authorizer and the running key sets.
+type Runtime struct {
+	Config     *configv1.Config
+	Authorizer *authz.Authorizer
+	// Providers in config order.
+	Providers []*jwks.Provider
+	keyConfig map[string]*configv1.Provider
+	cancel    map[string]context.CancelFunc
+}
+
+// Build makes a Runtime from a validated config. Key sets of prev whose
+// provider kept its name and key settings are reused with their keys; the
+// others are started. Build does not stop prev's key sets: after swapping,
+// call prev.Retire(next).
+func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
+	rt := &Runtime{Config: cfg, keyConfig: map[string]*configv1.Provider{}, cancel: map[string]context.CancelFunc{}}
+	logger := env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := authz.Options{
+		Realm:        cfg.GetRealm(),
+		DefaultAllow: cfg.GetDefaultDecision() == "allow",
+		Now:          env.Now,
+		Metrics:      env.AuthzMetrics,
+		CacheMetrics: env.CacheMetrics,
+		Logger:       logger,
+	}
+	if cfg.GetDenyBody() == "apigee" {
+		opts.DenyBody = authz.BodyApigee
+	}
+	switch cfg.GetLogging().GetDecisionLevel() {
+	case "info":
+		opts.DecisionLevel = slog.LevelInfo
+	case "off":
+		opts.Logger = nil
+	default:
+		opts.DecisionLevel = slog.LevelDebug
+	}
+	opts.TokenCacheEntries = DefaultTokenCacheEntries
+	if tc := cfg.GetTokenCache(); tc != nil && tc.MaxEntries != nil {
+		opts.TokenCacheEntries = int(tc.GetMaxEntries())
+	}
+	var started []*jwks.Provider
+	fail := func(err error) (*Runtime, error) {
+		for _, p := range started {
+			p.Close()
+		}
+		return nil, err
+	}
+	for _, pc := range cfg.GetProviders() {
+		ks := prev.reusable(pc)
+		if ks == nil {
+			var err error
+			ks, err = newKeySet(pc, env, logger)
+			if err != nil {
+				return fail(err)
+			}
+			started = append(started, ks)
+			ks.Start(context.Background())
+		}
+		rt.Providers = append(rt.Providers, ks)
+		rt.keyConfig[pc.GetName()] = pc
+		opts.Providers = append(opts.Providers, provider(pc, ks))
+	}
+	for _, rc := range cfg.GetRules() {
+		opts.Rules = append(opts.Rules, rule(rc))
+	}
+	a, err := authz.New(opts)
+	if err != nil {
+		return fail(err)
+	}
+	rt.Authorizer = a
+	return rt, nil
+}
+
+// reusable returns prev's key set for pc when the key settings are the same.
+func (rt *Runtime) reusable(pc *configv1.Provider) *jwks.Provider {
+	if rt == nil {
+		return nil
+	}
+	old, ok := rt.keyConfig[pc.GetName()]
+	if !ok || !sameKeys(old, pc) {
+		return nil
+	}
+	for _, p := range rt.Providers {
+		if p.Status().Name == pc.GetName() {
+			return p
+		}
+	}
+	return nil
+}
+
+func sameKeys(a, b *configv1.Provider) bool {
+	return a.GetIssuer() == b.GetIssuer() && proto.Equal(a.GetJwks(), b.GetJwks()) &&
+		strings.Join(a.GetAlgorithms(), ",") == strings.Join(b.GetAlgorithms(), ",")
+}
+
+// Retire stops the key sets of rt that next does not use.
+func (rt *Runtime) Retire(next *Runtime) {
+	if rt == nil {
+		return
+	}
+	keep := map[*jwks.Provider]bool{}
+	if next != nil {
+		for _, p := range next.Providers {
+			keep[p] = true
+		}
+	}
+	for _, p := range rt.Providers {
+		if !keep[p] {
+			p.Close()
+		}
+	}
+}
+
+// Close stops every key set.
+func (rt *Runtime) Close() { rt.Retire(nil) }
+
+// Ready reports whether every provider has a usable key set, and names
+// those that do not.
+func (rt *Runtime) Ready() (bool, []string) {
+	var notReady []string
+	for _, p := range rt.Providers {
+		if !p.Ready() {
+			notReady = append(notReady, p.Status().Name)
+		}
+	}
+	return len(notReady) == 0, notReady
+}
+
+func dur(d *durationpb.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return d.AsDuration()
+}
+
+func algorithms(pc *configv1.Provider) []string {
+	if len(pc.GetAlgorithms()) == 0 {
+		return []string{"RS256"}
+	}
+	return pc.GetAlgorithms()
+}
+
+func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger) (*jwks.Provider, error) {
+	j := pc.GetJwks()
+	name := pc.GetName()
+	current := env.Current
+	return jwks.New(jwks.Options{
+		Name:               name,
+		Issuer:             pc.GetIssuer(),
+		URI:                j.GetUri(),
+		Discovery:          j.GetDiscovery(),
+		File:               j.GetFile(),
+		Inline:             j.GetInline(),
+		Algorithms:         algorithms(pc),
+		RefreshInterval:    dur(j.GetRefreshInterval(), DefaultRefreshInterval),
+		MinRefreshInterval: dur(j.GetMinRefreshInterval(), DefaultMinRefreshInterval),
+		FetchTimeout:       dur(j.GetFetchTimeout(), DefaultFetchTimeout),
+		CacheFile:          j.GetCacheFile(),
+		HTTPClient:         env.HTTPClient,
+		Clock:              env.Clock,
+		Logger:             logger.With(slog.String("provider", name)),
+		Metrics:            env.JWKSMetrics,
+		OnKeysRemoved: func(kids []string) {
+			// A key removed from the set stops verifying at once: drop
+			// the tokens it signed from whichever cache is current.
+			if current == nil {
+				return
+			}
+			if a := current.Load(); a != nil && a.Cache() != nil {
+				a.Cache().DropKeys(name, kids)
+			}
+		},
+	})
+}
+
+func provider(pc *configv1.Provider, ks authz.KeySource) authz.Provider {
+	p := authz.Provider{
+		Name:           pc.GetName(),
+		Issuer:         pc.GetIssuer(),
+		Audiences:      pc.GetAudiences(),
+		Algorithms:     algorithms(pc),
+		Keys:           ks,
+		ClockSkew:      dur(pc.GetClockSkew(), DefaultClockSkew),
+		MaxLifetime:    dur(pc.GetMaxLifetime(), 0),
+		RequiredClaims: pc.GetRequiredClaims(),
+		TokenType:      pc.GetTokenType(),
+		PayloadHeader:  strings.ToLower(pc.GetPayloadHeader()),
+		DropToken:      pc.ForwardToken != nil && !pc.GetForwardToken(),
+	}
+	for _, s := range pc.GetFrom() {
+		switch src := s.GetSource().(type) {
+		case *configv1.TokenSource_Header:
+			p.Sources = append(p.Sources, authz.TokenSource{Header: strings.ToLower(src.Header.GetName()), Prefix: src.Header.GetPrefix()})
+		case *configv1.TokenSource_Query:
+			p.Sources = append(p.Sources, authz.TokenSource{Query: src.Query})
+		case *configv1.TokenSource_Cookie:
+			p.Sources = append(p.Sources, authz.TokenSource{Cookie: src.Cookie})
+		}
+	}
+	for _, ch := range pc.GetClaimHeaders() {
+		p.ClaimHeaders = append(p.ClaimHeaders, authz.ClaimHeader{Claim: ch.GetClaim(), Header: strings.ToLower(ch.GetHeader()), Nested: ch.GetNested()})
+	}
+	return p
+}
+
+func rule(rc *configv1.Rule) authz.Rule {
+	m := rc.GetMatch()
+	r := authz.Rule{
+		Name: rc.GetName(),
+		Match: authz.Match{
+			PathPrefix: m.GetPathPrefix(),
+			PathExact:  m.GetPathExact(),
+			PathRegex:  m.GetPathRegex(),
+			Methods:    m.GetMethods(),
+			Hosts:      m.GetHosts(),
+		},
+		Require: authz.Requirement{
+			Providers: rc.GetRequire().GetProviders(),
+			Scopes:    rc.GetRequire().GetScopes(),
+			AnyScopes: rc.GetRequire().GetAnyScopes(),
+		},
+		AllowAnonymous:     rc.GetAllowAnonymous(),
+		AllowCORSPreflight: rc.GetAllowCorsPreflight(),
+		DryRun:             rc.GetDryRun(),
+	}
+	for _, c := range rc.GetRequire().GetClaims() {
+		cr := authz.ClaimRequirement{Name: c.GetName(), Nested: c.GetNested()}
+		for _, v := range c.GetValues() {
+			switch k := v.GetKind().(type) {
+			case *structpb.Value_StringValue:
+				cr.Values = append(cr.Values, k.StringValue)
+			case *structpb.Value_NumberValue:
+				cr.Values = append(cr.Values, k.NumberValue)
+			case *structpb.Value_BoolValue:
+				cr.Values = append(cr.Values, k.BoolValue)
+			}
+		}
+		r.Require.Claims = append(r.Require.Claims, cr)
+	}
+	return r
+}

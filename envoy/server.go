@@ -1,0 +1,256 @@
+// Package envoy is the adapter between Envoy's ext_authz gRPC protocol and
+// package authz: CheckRequest in, authz.Request to the authorizer,
+// authz.Decision out as a CheckResponse. It also owns the gRPC server
+// plumbing: health, reflection and the panic-recovery interceptor.
+//
+// Concurrency: a Server is safe for concurrent use. The authorizer it asks
+// is read through an atomic pointer on every Check, so a config reload
+// swaps it without locking and in-flight Checks finish on the old one.
+package envoy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/jwtauthz/jwt-authz/authz"
+)
+
+// Server answers envoy.service.auth.v3.Authorization/Check.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	current *atomic.Pointer[authz.Authorizer]
+	log     *slog.Logger
+	limits  Limits
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// Limits bound what one CheckRequest may carry. Zero values mean the
+// defaults: 200 headers, 64 KiB of header bytes.
+type Limits struct {
+	MaxHeaders     int
+	MaxHeaderBytes int
+}
+
+// Options configures a Server.
+type Options struct {
+	// Authorizer holds the authorizer in force; required. A reload stores
+	// a new one.
+	Authorizer *atomic.Pointer[authz.Authorizer]
+	// Logger receives panics and errors; nil discards.
+	Logger *slog.Logger
+	Limits Limits
+}
+
+// NewServer returns a Server.
+func NewServer(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Limits.MaxHeaders <= 0 {
+		o.Limits.MaxHeaders = 200
+	}
+	if o.Limits.MaxHeaderBytes <= 0 {
+		o.Limits.MaxHeaderBytes = 64 << 10
+	}
+	return &Server{current: o.Authorizer, log: o.Logger, limits: o.Limits}
+}
+
+// Check implements the ext_authz Check RPC. Every input, however broken,
+// gets a CheckResponse: bad input is a deny, never a gRPC error (so Envoy
+// answers with our status and challenge rather than its status_on_error).
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	a := s.current.Load()
+	if a == nil {
+		return nil, fmt.Errorf("envoy: no authorizer loaded")
+	}
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug must cost one request, not the process.
+			s.log.Error("check panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			d := a.Deny(authz.ReasonInternalError, "internal error")
+			a.Observe(ctx, &d, time.Since(start))
+			resp, err = Response(&d), nil
+		}
+	}()
+	r, bad := s.Request(req)
+	if bad != "" {
+		d := a.Deny(authz.ReasonMalformedToken, bad)
+		a.Observe(ctx, &d, time.Since(start))
+		return Response(&d), nil
+	}
+	d := a.Check(ctx, r)
+	return Response(&d), nil
+}
+
+// Request translates a CheckRequest. It returns a description when the
+// request is over the header limits.
+func (s *Server) Request(req *authv3.CheckRequest) (*authz.Request, string) {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	r := &authz.Request{
+		Method:  h.GetMethod(),
+		Path:    h.GetPath(),
+		Host:    h.GetHost(),
+		Context: attrs.GetContextExtensions(),
+	}
+	size := 0
+	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
+		if len(hm.GetHeaders()) > s.limits.MaxHeaders {
+			return nil, "too many request headers"
+		}
+		r.Headers = make(map[string]string, len(hm.GetHeaders()))
+		for _, hv := range hm.GetHeaders() {
+			k := lower(hv.GetKey())
+			v := hv.GetValue()
+			if v == "" && len(hv.GetRawValue()) > 0 {
+				v = string(hv.GetRawValue())
+			}
+			size += len(k) + len(v)
+			if prev, dup := r.Headers[k]; dup {
+				if r.Repeated == nil {
+					r.Repeated = map[string]int{}
+				}
+				if r.Repeated[k] == 0 {
+					r.Repeated[k] = 1
+				}
+				r.Repeated[k]++
+				v = prev + "," + v
+			}
+			r.Headers[k] = v
+		}
+	} else {
+		if len(h.GetHeaders()) > s.limits.MaxHeaders {
+			return nil, "too many request headers"
+		}
+		r.Headers = h.GetHeaders()
+		for k, v := range r.Headers {
+			size += len(k) + len(v)
+			if lower(k) != k { // Envoy sends lower-case keys; be safe if not
+				r.Headers = lowerKeys(h.GetHeaders())
+				break
+			}
+		}
+	}
+	if size > s.limits.MaxHeaderBytes {
+		return nil, "request headers too large"
+	}
+	return r, ""
+}
+
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		lk := lower(k)
+		if prev, ok := out[lk]; ok {
+			v = prev + "," + v
+		}
+		out[lk] = v
+	}
+	return out
+}
+
+// grpcCode maps a denial's HTTP status to the CheckResponse status code.
+func grpcCode(status int) codes.Code {
+	switch status {
+	case 401:
+		return codes.Unauthenticated
+	case 403:
+		return codes.PermissionDenied
+	case 503:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}
+
+// Response renders a Decision as a CheckResponse (CONTRACT.md, "Allowed"
+// and "Denied").
+func Response(d *authz.Decision) *authv3.CheckResponse {
+	meta := metadata(d)
+	if d.Allow {
+		ok := &authv3.OkHttpResponse{
+			HeadersToRemove:         d.RemoveHeaders,
+			QueryParametersToRemove: d.RemoveQuery,
+		}
+		for _, h := range d.Headers {
+			ok.Headers = append(ok.Headers, setHeader(h.Name, h.Value))
+		}
+		return &authv3.CheckResponse{
+			Status:          &rpcstatus.Status{Code: int32(codes.OK)},
+			HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+			DynamicMetadata: meta,
+		}
+	}
+	denied := &authv3.DeniedHttpResponse{
+		Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+		Body:   string(d.Body),
+	}
+	if d.Challenge != "" {
+		denied.Headers = append(denied.Headers, setHeader("www-authenticate", d.Challenge))
+	}
+	denied.Headers = append(denied.Headers, setHeader("content-type", d.ContentType))
+	if d.RetryAfter != "" {
+		denied.Headers = append(denied.Headers, setHeader("retry-after", d.RetryAfter))
+	}
+	return &authv3.CheckResponse{
+		Status:          &rpcstatus.Status{Code: int32(grpcCode(d.Status)), Message: string(d.Reason)},
+		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+		DynamicMetadata: meta,
+	}
+}
+
+func setHeader(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// metadata builds the dynamic metadata Envoy stores under
+// envoy.filters.http.ext_authz, for access logs and rate limits.
+func metadata(d *authz.Decision) *structpb.Struct {
+	m := d.Metadata
+	f := map[string]*structpb.Value{
+		"decision": structpb.NewStringValue(d.DecisionLabel()),
+		"reason":   structpb.NewStringValue(string(d.Reason)),
+	}
+	add := func(k, v string) {
+		if v != "" {
+			f[k] = structpb.NewStringValue(v)
+		}
+	}
+	add("provider", d.Provider)
+	add("rule", d.Rule)
+	add("issuer", m.Issuer)
+	add("subject", m.Subject)
+	add("client_id", m.ClientID)
+	add("scope", m.Scope)
+	return &structpb.Struct{Fields: f}
+}
