@@ -172,4 +172,3 @@ func quote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
-

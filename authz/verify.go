@@ -231,4 +231,3 @@ func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string
 	v.meta = Metadata{Provider: p.Name, Issuer: p.Issuer, Subject: cl.str("sub"), ClientID: clientID, Scope: scope}
 	return v
 }
-

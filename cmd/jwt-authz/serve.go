@@ -361,5 +361,3 @@ func stat(path string) fileStamp {
 	}
 	return st
 }
-
-
