@@ -54,8 +54,9 @@ func Parse(b []byte) (*configv1.Config, error) {
 	}
 	cfg := &configv1.Config{}
 	var errs fieldErrors
-	checkShape(&errs, "", doc, cfg.ProtoReflect().Descriptor())
-	if len(errs) > 0 {
+	// checkShape drops what it reports, so the rest can still be decoded
+	// and validated: every problem is reported at once.
+	if !checkShape(&errs, "", doc, cfg.ProtoReflect().Descriptor()) {
 		return nil, errs.join()
 	}
 	js, _ = json.Marshal(doc)
@@ -64,7 +65,10 @@ func Parse(b []byte) (*configv1.Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if err := Validate(cfg); err != nil {
-		return nil, err
+		return nil, errors.Join(errs.join(), err)
+	}
+	if len(errs) > 0 {
+		return nil, errs.join()
 	}
 	return cfg, nil
 }
@@ -103,21 +107,24 @@ var durationRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]{1,9})?s$`)
 // that every unknown field and wrong type is reported with its path, all
 // at once (protojson stops at the first and names a JSON line and column
 // that the YAML author never saw).
-func checkShape(errs *fieldErrors, path string, v any, md protoreflect.MessageDescriptor) {
+// It returns false when v itself is unusable; unusable parts inside an
+// object are deleted from it.
+func checkShape(errs *fieldErrors, path string, v any, md protoreflect.MessageDescriptor) bool {
 	switch md.FullName() {
 	case "google.protobuf.Duration":
 		s, ok := v.(string)
 		if !ok || !durationRE.MatchString(s) {
 			errs.add(path, "invalid duration %s: use seconds with an \"s\", such as \"30s\" or \"0.5s\"", show(v))
+			return false
 		}
-		return
+		return true
 	case "google.protobuf.Value":
-		return
+		return true
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
 		errs.add(path, "must be an object, not %s", kind(v))
-		return
+		return false
 	}
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
@@ -133,58 +140,75 @@ func checkShape(errs *fieldErrors, path string, v any, md protoreflect.MessageDe
 		p := join(path, k)
 		if fd == nil {
 			errs.add(p, "unknown field")
+			delete(obj, k)
 			continue
 		}
 		if o := fd.ContainingOneof(); o != nil && !o.IsSynthetic() {
 			if other, dup := seenOneof[o.FullName()]; dup {
 				errs.add(p, "only one of %s and %s may be set", other, k)
+				delete(obj, k)
+				continue
 			}
 			seenOneof[o.FullName()] = k
 		}
 		val := obj[k]
 		if val == nil {
+			delete(obj, k)
 			continue
 		}
 		if fd.IsList() {
 			list, ok := val.([]any)
 			if !ok {
 				errs.add(p, "must be a list, not %s", kind(val))
+				delete(obj, k)
 				continue
 			}
+			kept := list[:0]
 			for i, e := range list {
-				checkValue(errs, fmt.Sprintf("%s[%d]", p, i), e, fd)
+				if checkValue(errs, fmt.Sprintf("%s[%d]", p, i), e, fd) {
+					kept = append(kept, e)
+				}
 			}
+			obj[k] = kept
 			continue
 		}
-		checkValue(errs, p, val, fd)
+		if !checkValue(errs, p, val, fd) {
+			delete(obj, k)
+		}
 	}
+	return true
 }
 
-func checkValue(errs *fieldErrors, path string, v any, fd protoreflect.FieldDescriptor) {
+func checkValue(errs *fieldErrors, path string, v any, fd protoreflect.FieldDescriptor) bool {
 	switch fd.Kind() {
 	case protoreflect.MessageKind:
-		checkShape(errs, path, v, fd.Message())
+		return checkShape(errs, path, v, fd.Message())
 	case protoreflect.StringKind:
 		if _, ok := v.(string); !ok {
 			errs.add(path, "must be a string, not %s", kind(v))
+			return false
 		}
 	case protoreflect.BoolKind:
 		if _, ok := v.(bool); !ok {
 			errs.add(path, "must be true or false, not %s", kind(v))
+			return false
 		}
 	case protoreflect.Uint32Kind, protoreflect.Int32Kind, protoreflect.Uint64Kind, protoreflect.Int64Kind:
 		f, ok := v.(float64)
 		if !ok || f != float64(int64(f)) {
 			errs.add(path, "must be a whole number, not %s", show(v))
-			return
+			return false
 		}
 		if f < 0 && (fd.Kind() == protoreflect.Uint32Kind || fd.Kind() == protoreflect.Uint64Kind) {
 			errs.add(path, "must not be negative")
+			return false
 		}
 		if fd.Kind() == protoreflect.Uint32Kind && f > 1<<32-1 {
 			errs.add(path, "too large")
+			return false
 		}
 	}
+	return true
 }
 
 func kind(v any) string {

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func TestValidateBadFixtures(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("../../config/testdata/bad/*.yaml")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			var out, errb bytes.Buffer
+			if code := run(t.Context(), []string{"validate", "-config", f}, &out, &errb); code != 1 {
+				t.Fatalf("exit %d, want 1", code)
+			}
+			want, _ := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
+			if errb.String() != string(want) {
+				t.Errorf("stderr:\n%s\nwant:\n%s", errb.String(), want)
+			}
+		})
+	}
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"validate", "--config", "../../config/testdata/good/full.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("good config: exit %d: %s", code, errb.String())
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "jwt-authz ") {
+		t.Errorf("version: exit %d, %q", code, out.String())
+	}
+	if code := run(t.Context(), []string{"bogus"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+// proc is a jwt-authz serve running in this process.
+type proc struct {
+	grpc, http string
+	logs       *syncBuffer
+	cancel     context.CancelFunc
+	done       chan struct{} // closed when serve returned
+	code       int
+}
+
+var servingRE = regexp.MustCompile(`"msg":"serving","grpc":"([^"]+)","http":"([^"]+)"`)
+
+func startServe(t *testing.T, cfgPath string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{logs: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.code = run(ctx, []string{"serve", "-config", cfgPath, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, io.Discard, p.logs)
+	}()
+	eventually(t, "serving log line", func() bool {
+		m := servingRE.FindStringSubmatch(p.logs.String())
+		if m != nil {
+			p.grpc, p.http = m[1], m[2]
+		}
+		return m != nil
+	})
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return p
+}
+
+func (p *proc) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + p.http + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (p *proc) check(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(t.Context(), append([]string{"check", "-addr", p.grpc}, args...), &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+func writeConfig(t *testing.T, path, yaml string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Rename, as editors and ConfigMap swaps do.
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const serveYAML = `
+providers:
+- name: auth0
+  issuer: %q
+  audiences: ["urn:apigee:target:api"]
+  jwks: {uri: %q}
+  claim_headers: [{claim: "sub", header: "x-jwt-sub"}]
+rules:
+- name: api
+  match: {path_prefix: "/"}
+  require: {scopes: [%q]}
+`
+
+func TestServeEndpointsCheckReloadAndShutdown(t *testing.T) {
+	iss := jwkstest.New(t, jwkstest.Options{})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "jwt-authz.yaml")
+	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
+	p := startServe(t, cfg)
+
+	eventually(t, "readyz 200", func() bool { code, _ := p.get(t, "/readyz"); return code == 200 })
+	if code, body := p.get(t, "/healthz"); code != 200 {
+		t.Errorf("healthz = %d %s", code, body)
+	}
+	code, body := p.get(t, "/debug/keys")
+	if code != 200 || !strings.Contains(body, iss.KID()) || strings.Contains(body, `"d"`) {
+		t.Errorf("debug/keys = %d %s", code, body)
+	}
+
+	tok := iss.Sign(t, iss.Claims("client-1@clients"))
+	if code, out := p.check(t, "-token", tok, "-path", "/echo", "-header", "x-jwt-sub: spoof"); code != 0 ||
+		!strings.Contains(out, "set header: x-jwt-sub: client-1@clients") {
+		t.Fatalf("check: exit %d\n%s", code, out)
+	}
+	if code, out := p.check(t, "-path", "/echo"); code != 1 || !strings.Contains(out, "reason: missing_token") ||
+		!strings.Contains(out, `header: www-authenticate: Bearer realm="jwt-authz"`) {
+		t.Fatalf("check without token: exit %d\n%s", code, out)
+	}
+	if code, out := p.check(t, "-addr", "127.0.0.1:1", "-timeout", "1s"); code != 2 {
+		t.Fatalf("check against nothing: exit %d\n%s", code, out)
+	}
+
+	// Reload on a change of the file: the rule now needs another scope.
+	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "write:target"))
+	eventually(t, "reloaded config to deny", func() bool {
+		code, _ := p.check(t, "-token", tok, "-path", "/echo")
+		return code == 1
+	})
+	// A bad config is refused, counted, and the old one keeps serving.
+	writeConfig(t, cfg, "providers: [{name: BAD}]\n")
+	eventually(t, "reload error counted", func() bool {
+		_, m := p.get(t, "/metrics")
+		return strings.Contains(m, `jwt_authz_config_reloads_total{result="error"} 1`)
+	})
+	if code, out := p.check(t, "-token", tok, "-path", "/echo"); code != 1 || !strings.Contains(out, "insufficient_scope") {
+		t.Fatalf("after a bad reload: exit %d\n%s", code, out)
+	}
+	// SIGHUP reloads too.
+	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	eventually(t, "reloaded config to allow", func() bool {
+		code, _ := p.check(t, "-token", tok, "-path", "/echo")
+		return code == 0
+	})
+
+	_, metrics := p.get(t, "/metrics")
+	for _, want := range []string{
+		`jwt_authz_checks_total{decision="allow",provider="auth0",reason="ok"}`,
+		`jwt_authz_checks_total{decision="deny",provider="none",reason="missing_token"} 1`,
+		`jwt_authz_check_duration_seconds_bucket{decision="allow"`,
+		`jwt_authz_jwks_fetches_total{provider="auth0",result="success"}`,
+		`jwt_authz_jwks_keys{provider="auth0"} 1`,
+		`jwt_authz_jwks_last_success_timestamp_seconds{provider="auth0"}`,
+		`jwt_authz_build_info{goversion="go`,
+		`jwt_authz_token_cache_lookups_total{result="hit"}`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(p.logs.String(), tok) || strings.Contains(p.logs.String(), strings.Split(tok, ".")[2]) {
+		t.Error("a token reached the log")
+	}
+
+	p.cancel()
+	select {
+	case <-p.done:
+		if p.code != 0 {
+			t.Errorf("serve exit %d, want 0; logs:\n%s", p.code, p.logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestReadyzNamesProvidersWithoutKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeConfig(t, cfg, `
+providers:
+- name: down
+  issuer: "http://127.0.0.1:1/"
+  jwks: {uri: "http://127.0.0.1:1/jwks.json", fetch_timeout: "1s"}
+`)
+	p := startServe(t, cfg)
+	eventually(t, "readyz names the provider", func() bool {
+		code, body := p.get(t, "/readyz")
+		var v struct {
+			NotReady []struct{ Provider, Error string } `json:"not_ready"`
+		}
+		json.Unmarshal([]byte(body), &v)
+		return code == 503 && len(v.NotReady) == 1 && v.NotReady[0].Provider == "down" && v.NotReady[0].Error != ""
+	})
+	if code, out := p.check(t, "-token", "a.b.c"); code != 1 || !strings.Contains(out, "malformed_token") {
+		t.Errorf("check: %d %s", code, out)
+	}
+}
