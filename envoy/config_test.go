@@ -30,6 +30,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -137,6 +138,36 @@ func TestEnvoyConfigShape(t *testing.T) {
 	}
 	if last := routes[len(routes)-1].GetMatch().GetPrefix(); last != "/" {
 		t.Errorf("last route prefix = %q, want the catch-all /", last)
+	}
+}
+
+// TestEnvoyConfigsAgree keeps envoy-local.yaml the loopback twin of envoy.yaml: with the compose
+// service names and 0.0.0.0 read as 127.0.0.1 (and DNS clusters as static ones) they are equal.
+func TestEnvoyConfigsAgree(t *testing.T) {
+	t.Parallel()
+	toLocal := map[string]string{"0.0.0.0": "127.0.0.1", "mock-target": "127.0.0.1", "jwt-authz": "127.0.0.1", "STRICT_DNS": "STATIC"}
+	var rewrite func(v any) any
+	rewrite = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if s, ok := e.(string); ok && (k == "address" || k == "type") && toLocal[s] != "" {
+					v[k] = toLocal[s]
+					continue
+				}
+				v[k] = rewrite(e)
+			}
+		case []any:
+			for i, e := range v {
+				v[i] = rewrite(e)
+			}
+		}
+		return v
+	}
+	compose := rewrite(cfgTree(t, "envoy.yaml"))
+	local := cfgTree(t, "envoy-local.yaml")
+	if diff := cmp.Diff(compose, any(local)); diff != "" {
+		t.Errorf("envoy-local.yaml differs from envoy.yaml beyond addresses (-envoy.yaml +envoy-local.yaml):\n%s", diff)
 	}
 }
 
