@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -287,7 +289,11 @@ func (p *Provider) finish(o outcome) {
 
 	p.opts.Metrics.fetched(name, resultSuccess, unixSeconds(now))
 	p.opts.Metrics.setKeys(name, len(o.set.keys))
-	p.log.Info("jwks key set updated", "source", p.kind, "location", p.location,
+	level := slog.LevelDebug // an IdP without validators sends the same set every time
+	if old == nil || setID(old) != setID(o.set) {
+		level = slog.LevelInfo
+	}
+	p.log.Log(context.Background(), level, "jwks key set updated", "source", p.kind, "location", p.location,
 		"keys", len(o.set.keys), "kids", o.set.kids(), "removed_kids", removed)
 	if p.opts.CacheFile != "" && o.doc != nil {
 		if err := p.writeCache(o.doc, now); err != nil {
@@ -378,7 +384,7 @@ func (p *Provider) writeCache(doc []byte, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dirOf(p.opts.CacheFile), ".jwks-cache-*")
+	tmp, err := os.CreateTemp(filepath.Dir(p.opts.CacheFile), ".jwks-cache-*")
 	if err != nil {
 		return err
 	}
@@ -395,13 +401,6 @@ func (p *Provider) writeCache(doc []byte, at time.Time) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), p.opts.CacheFile)
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, os.PathSeparator); i >= 0 {
-		return path[:i+1]
-	}
-	return "."
 }
 
 // loadCache installs the cache file's keys, when it has usable ones for this

@@ -332,7 +332,9 @@ func (p *Provider) WaitReady(ctx context.Context) error {
 // progress, or starts one unless a fetch started less than
 // MinRefreshInterval ago, waits for it (bounded by ctx and FetchTimeout) and
 // looks again. It returns authz.ErrNoKeys when the Provider has never had
-// keys, authz.ErrUnknownKey otherwise.
+// keys, authz.ErrUnknownKey otherwise; an empty kid never matches (kid-less
+// tokens use Keys) and never causes a refetch. A hit takes no lock and
+// allocates nothing.
 func (p *Provider) Key(ctx context.Context, kid string) (*authz.Key, error) {
 	s := p.keys.Load()
 	if s == nil {
@@ -418,8 +420,10 @@ func (p *Provider) startLocked() *flight {
 	ctx := p.ctx
 	p.wg.Go(func() {
 		defer close(f.done)
-		o := p.fetch(ctx)
-		p.finish(o)
+		// A fetch cut short by Close is neither a result nor news.
+		if o := p.fetch(ctx); o.err == nil || ctx.Err() == nil {
+			p.finish(o)
+		}
 		p.mu.Lock()
 		p.flight = nil
 		p.mu.Unlock()
@@ -446,6 +450,10 @@ func (p *Provider) loop(ctx context.Context) {
 			}
 		}
 		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
 		f := p.flight
 		if f == nil {
 			f = p.startLocked()

@@ -1,6 +1,7 @@
 package jwks_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -708,4 +709,64 @@ func TestMetricsForget(t *testing.T) {
 	}
 	var nilMetrics *jwks.Metrics
 	nilMetrics.Forget("test") // a nil *Metrics records nothing and forgets nothing
+}
+
+// Not parallel: AllocsPerRun counts the whole process.
+func TestKeyHitAllocatesNothing(t *testing.T) {
+	iss := jwkstest.New(t, jwkstest.Options{})
+	h := startReady(t, jwks.Options{URI: iss.JWKSURL()})
+	ctx, kid := t.Context(), iss.KID()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := h.p.Key(ctx, kid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.p.Keys(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Key+Keys hit: %v allocations, want 0", allocs)
+	}
+}
+
+func TestKeyWaitIsBoundedByContext(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	h := startReady(t, jwks.Options{URI: iss.JWKSURL(), FetchTimeout: 5 * time.Second})
+	iss.SetFailure(jwkstest.Timeout)
+	h.clk.Advance(minRefresh)
+	ctx, cancel := contextWithTimeout(t, 50*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err := h.p.Key(ctx, "not-there")
+	if !errors.Is(err, authz.ErrUnknownKey) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Key error = %v, want ErrUnknownKey and the deadline", err)
+	}
+	if waited := time.Since(began); waited > 2*time.Second {
+		t.Errorf("Key waited %v past its context", waited)
+	}
+	// Close ends the hanging fetch; goleak checks nothing is left.
+}
+
+func BenchmarkKeyHit(b *testing.B) {
+	iss := jwkstest.New(b, jwkstest.Options{})
+	p, err := jwks.New(jwks.Options{Name: "bench", URI: iss.JWKSURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Start(b.Context())
+	b.Cleanup(p.Close)
+	if err := p.WaitReady(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	kid := iss.KID()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := p.Key(context.Background(), kid); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
