@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,13 +39,15 @@ func run() int {
 	tokenTTL := fs.Duration("token-ttl", devissuer.DefaultTokenTTL, "access token lifetime (exp - iat, expires_in)")
 	jwksMaxAge := fs.Duration("jwks-max-age", devissuer.DefaultJWKSMaxAge, "Cache-Control max-age of the JWKS and discovery document")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
+	adminAllow := fs.String("admin-allow", "", "comma-separated networks (CIDR or address) whose callers may use /admin/*, besides loopback, e.g. a compose network: 172.16.0.0/12,192.168.0.0/16,10.0.0.0/8; empty = loopback only")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprint(out, banner)
 		fmt.Fprintf(out, "\nUsage: dev-issuer [flags]\n\n"+
 			"Serves POST /oauth/token (client credentials), GET /.well-known/jwks.json,\n"+
-			"GET /.well-known/openid-configuration, and, to loopback callers only,\n"+
-			"POST /admin/rotate, POST /admin/revoke?kid=KID, GET /admin/keys.\n\nFlags:\n")
+			"GET /.well-known/openid-configuration, and, to loopback callers (and\n"+
+			"-admin-allow networks) only, POST /admin/rotate, POST /admin/revoke?kid=KID,\n"+
+			"GET /admin/keys.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -71,9 +74,14 @@ func run() int {
 	logger := slog.New(handler)
 	fmt.Fprint(os.Stderr, banner)
 
+	allow, err := devissuer.ParseAdminAllow(*adminAllow)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dev-issuer: -admin-allow: %v\n", err)
+		return 2
+	}
+
 	clients := devissuer.DemoClients()
 	if *clientsFile != "" {
-		var err error
 		if clients, err = devissuer.LoadClients(*clientsFile); err != nil {
 			logger.Error("load clients", "error", err)
 			return 1
@@ -87,6 +95,7 @@ func run() int {
 		JWKSMaxAge: *jwksMaxAge,
 		KeyFile:    *keyFile,
 		Logger:     logger,
+		AdminAllow: allow,
 	})
 	if err != nil {
 		logger.Error("start issuer", "error", err)
@@ -96,10 +105,10 @@ func run() int {
 		logger.Error("print clients", "error", err)
 		return 1
 	}
-	return serve(logger, *addr, iss, iss.Keys())
+	return serve(logger, *addr, iss, iss.Keys(), allow)
 }
 
-func serve(logger *slog.Logger, addr string, h http.Handler, keys devissuer.KeyState) int {
+func serve(logger *slog.Logger, addr string, h http.Handler, keys devissuer.KeyState, adminAllow []netip.Prefix) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -119,7 +128,7 @@ func serve(logger *slog.Logger, addr string, h http.Handler, keys devissuer.KeyS
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("dev-issuer listening", "addr", ln.Addr().String(), "current_kid", keys.Current, "next_kid", keys.Next)
+	logger.Info("dev-issuer listening", "addr", ln.Addr().String(), "current_kid", keys.Current, "next_kid", keys.Next, "admin_allow", adminAllow)
 
 	select {
 	case err := <-errc:

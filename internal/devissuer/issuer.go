@@ -2,7 +2,8 @@
 // demos only: the client-credentials token endpoint (POST /oauth/token, Auth0's
 // request and error shapes), tokens shaped like Auth0 machine-to-machine access
 // tokens (or the RFC 9068 profile), a JWKS with the current and the next key,
-// the discovery document, and loopback-only key rotation.
+// the discovery document, and key rotation for loopback callers (and networks
+// the operator allows, as a compose network).
 //
 // It is never meant for production: client secrets are printed at start and
 // keys are kept in plain files.
@@ -76,6 +77,10 @@ type Options struct {
 	// Logger receives one line per issued token, rotation and revocation.
 	// Nil means no logs.
 	Logger *slog.Logger
+	// AdminAllow lists the networks, besides loopback, whose callers may use
+	// the admin endpoints (rotate, revoke, keys), e.g. a docker compose
+	// network. Loopback callers are always allowed. Nil means loopback only.
+	AdminAllow []netip.Prefix
 }
 
 // Issuer is the stand-in tenant; see the package comment.
@@ -90,6 +95,7 @@ type Issuer struct {
 	log         *slog.Logger
 	clients     map[string]Client
 	scopes      []string // every granted scope, for the discovery document
+	adminAllow  []netip.Prefix
 	mux         *http.ServeMux
 
 	mu   sync.Mutex
@@ -110,6 +116,12 @@ func New(opts Options) (*Issuer, error) {
 		generateKey: opts.GenerateKey,
 		now:         opts.Now,
 		log:         opts.Logger,
+		adminAllow:  slices.Clone(opts.AdminAllow),
+	}
+	for _, p := range iss.adminAllow {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("devissuer: admin allow %v: not a valid network", p)
+		}
 	}
 	switch iss.profile {
 	case "":
@@ -362,20 +374,24 @@ func (iss *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// loopbackOnly refuses callers whose address is not loopback (127.0.0.0/8,
-// ::1). It trusts the connection's address only: forwarding headers are
-// ignored, since anyone can send them.
+// loopbackOnly refuses callers whose address is neither loopback (127.0.0.0/8,
+// ::1) nor in Options.AdminAllow. It trusts the connection's address only:
+// forwarding headers are ignored, since anyone can send them.
 func (iss *Issuer) loopbackOnly(next http.HandlerFunc) http.HandlerFunc {
+	msg := "admin endpoints answer loopback callers only"
+	if len(iss.adminAllow) > 0 {
+		msg = "admin endpoints answer loopback callers and allowed networks only"
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !isLoopback(r.RemoteAddr) {
-			writeError(w, http.StatusForbidden, "access_denied", "admin endpoints answer loopback callers only")
+		if !adminAllowed(r.RemoteAddr, iss.adminAllow) {
+			writeError(w, http.StatusForbidden, "access_denied", msg)
 			return
 		}
 		next(w, r)
 	}
 }
 
-func isLoopback(remoteAddr string) bool {
+func adminAllowed(remoteAddr string, allow []netip.Prefix) bool {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		host = remoteAddr
@@ -384,7 +400,46 @@ func isLoopback(remoteAddr string) bool {
 	if err != nil {
 		return false
 	}
-	return addr.Unmap().IsLoopback()
+	// An IPv4 caller on a dual-stack listener shows as ::ffff:a.b.c.d.
+	addr = addr.Unmap().WithZone("")
+	if addr.IsLoopback() {
+		return true
+	}
+	for _, p := range allow {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAdminAllow parses a comma-separated list of networks (CIDR, or a single
+// address) for Options.AdminAllow, e.g. "172.16.0.0/12,10.0.0.0/8". Spaces
+// around entries are ignored; an empty string gives nil (loopback only).
+// Host bits are cleared: "10.1.2.3/8" is 10.0.0.0/8.
+func ParseAdminAllow(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for entry := range strings.SplitSeq(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		if !strings.Contains(entry, "/") {
+			addr, err := netip.ParseAddr(entry)
+			if err != nil || addr.Zone() != "" {
+				return nil, fmt.Errorf("devissuer: admin allow %q: want a CIDR like 172.16.0.0/12 or an address", entry)
+			}
+			addr = addr.Unmap()
+			out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(entry)
+		if err != nil {
+			return nil, fmt.Errorf("devissuer: admin allow %q: want a CIDR like 172.16.0.0/12 or an address", entry)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func (iss *Issuer) handleRotate(w http.ResponseWriter, _ *http.Request) {
