@@ -9,7 +9,8 @@
 // (If-None-Match, If-Modified-Since) and keeps its keys on 304; it honours the
 // response's Cache-Control max-age clamped to [MinRefreshInterval,
 // RefreshInterval]; a failed fetch keeps the last good keys (stale-if-error)
-// and retries with jittered exponential back-off; a set that suddenly has no
+// and retries with jittered exponential back-off (a provider without any
+// keys retries every MinRefreshInterval instead); a set that suddenly has no
 // usable key, or drops every key it had, counts as a failure rather than as
 // truth; a token with an unknown kid triggers one refetch, shared by every
 // caller and never more than one per MinRefreshInterval. Only keys that may

@@ -244,7 +244,13 @@ func (p *Provider) finish(o outcome) {
 		o.err = fmt.Errorf("jwks: provider %q: %w", name, o.err)
 		p.failures++
 		p.lastErr = o.err.Error()
-		retry := p.backoff(p.failures)
+		retry := p.opts.MinRefreshInterval
+		if old != nil {
+			// Serving stale keys: back off. Without keys every request
+			// fails, so retry as often as allowed to be ready as soon as
+			// the IdP returns.
+			retry = p.backoff(p.failures)
+		}
 		p.nextRefresh = now.Add(retry)
 		failures := p.failures
 		p.mu.Unlock()

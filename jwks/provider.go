@@ -69,7 +69,8 @@ type Options struct {
 	RefreshInterval time.Duration
 	// MinRefreshInterval is the shortest time between two fetch starts,
 	// background and unknown-kid ones alike; default 30s. Also the first
-	// retry delay after a failure.
+	// retry delay after a failure, and the retry delay while the provider
+	// has no keys at all.
 	MinRefreshInterval time.Duration
 	// FetchTimeout bounds one fetch (discovery and JWKS together); default
 	// 5s. It is wall-clock time, as it bounds real I/O.

@@ -298,9 +298,9 @@ func TestStaleIfError(t *testing.T) {
 func TestRetryBacksOff(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
+	h := startReady(t, jwks.Options{URI: iss.JWKSURL()})
 	iss.SetFailure(jwkstest.Status500)
-	h := start(t, jwks.Options{URI: iss.JWKSURL()})
-	h.settle(t)
+	h.advance(t, refresh)
 	var last time.Duration
 	for i := range 8 {
 		wait := h.p.Status().NextRefresh.Sub(h.clk.Now())
@@ -313,8 +313,8 @@ func TestRetryBacksOff(t *testing.T) {
 	if last < refresh/2 {
 		t.Errorf("after 8 failures the retry is %v, want near %v", last, refresh)
 	}
-	if got := iss.Requests(); got != 9 {
-		t.Errorf("JWKS requests = %d, want 9", got)
+	if got := iss.Requests(); got != 10 {
+		t.Errorf("JWKS requests = %d, want 10", got)
 	}
 }
 
@@ -523,6 +523,13 @@ func TestCacheFile(t *testing.T) {
 		}
 		if st := h.p.Status(); st.Ready || st.LastError == "" {
 			t.Errorf("Status = ready %v, LastError %q; want not ready with an error", st.Ready, st.LastError)
+		}
+		// Without keys, retries do not back off.
+		for range 5 {
+			if wait := h.p.Status().NextRefresh.Sub(h.clk.Now()); wait != minRefresh {
+				t.Fatalf("retry in %v while not ready, want %v", wait, minRefresh)
+			}
+			h.advance(t, minRefresh)
 		}
 		down.SetFailure(jwkstest.None)
 		h.clk.Advance(minRefresh)
