@@ -64,9 +64,7 @@ func Parse(b []byte) (*configv1.Config, error) {
 		// checkShape should have caught it; keep protojson's words.
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if err := Validate(cfg); err != nil {
-		return nil, errors.Join(errs.join(), err)
-	}
+	validate(&errs, cfg)
 	if len(errs) > 0 {
 		return nil, errs.join()
 	}

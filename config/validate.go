@@ -33,9 +33,14 @@ var reservedHeaders = map[string]bool{
 // prefixed with its field path.
 func Validate(c *configv1.Config) error {
 	var e fieldErrors
-	validateListen(&e, c.GetListen())
-	positive(&e, "shutdown_grace", c.GetShutdownGrace(), true)
-	positive(&e, "lameduck", c.GetLameduck(), true)
+	validate(&e, c)
+	return e.join()
+}
+
+func validate(e *fieldErrors, c *configv1.Config) {
+	validateListen(e, c.GetListen())
+	positive(e, "shutdown_grace", c.GetShutdownGrace(), true)
+	positive(e, "lameduck", c.GetLameduck(), true)
 	if strings.ContainsAny(c.GetRealm(), "\"\\\r\n") {
 		e.add("realm", "must not contain quotes, backslashes or line breaks")
 	}
@@ -46,7 +51,7 @@ func Validate(c *configv1.Config) error {
 	issuers := map[string]int{}
 	for i, p := range c.GetProviders() {
 		path := fmt.Sprintf("providers[%d]", i)
-		validateProvider(&e, path, p)
+		validateProvider(e, path, p)
 		if j, dup := names[p.GetName()]; dup && p.GetName() != "" {
 			e.add(path+".name", "%q is also the name of providers[%d]", p.GetName(), j)
 		}
@@ -59,7 +64,7 @@ func Validate(c *configv1.Config) error {
 	rules := map[string]int{}
 	for i, r := range c.GetRules() {
 		path := fmt.Sprintf("rules[%d]", i)
-		validateRule(&e, path, r, names)
+		validateRule(e, path, r, names)
 		if j, dup := rules[r.GetName()]; dup && r.GetName() != "" {
 			e.add(path+".name", "%q is also the name of rules[%d]", r.GetName(), j)
 		}
@@ -91,7 +96,6 @@ func Validate(c *configv1.Config) error {
 	if hz := c.GetHttpAuthz(); hz != nil && hz.GetPathPrefix() != "" && !strings.HasPrefix(hz.GetPathPrefix(), "/") {
 		e.add("http_authz.path_prefix", "must start with \"/\"")
 	}
-	return e.join()
 }
 
 func validateListen(e *fieldErrors, l *configv1.Listen) {

@@ -446,3 +446,5 @@ func TestMetricsAfterMixedRun(t *testing.T) {
 		t.Errorf("duration series = %d (%v), want 2 (allow, deny)", n, err)
 	}
 }
+
+func decodeB64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
