@@ -118,8 +118,12 @@ func New(t testing.TB, opts Options) *Issuer {
 	if opts.MaxAge > 0 {
 		i.cacheControl = "public, max-age=" + strconv.FormatInt(int64(opts.MaxAge/time.Second), 10)
 	}
+	priv, err := GenerateKey(opts.Alg)
+	if err != nil {
+		t.Fatalf("jwkstest: %v", err)
+	}
 	i.mu.Lock()
-	i.current = i.addKeyLocked(t, opts.Alg)
+	i.current = i.addKeyLocked(priv, opts.Alg)
 	i.mu.Unlock()
 
 	mux := http.NewServeMux()
@@ -159,17 +163,31 @@ func (i *Issuer) KID() string {
 // kid. The previous key stays published until Revoke.
 func (i *Issuer) Rotate() string {
 	i.mu.Lock()
+	alg := i.alg
+	i.mu.Unlock()
+	priv := mustGenerate(alg)
+	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.current = i.addKeyLocked(nil, i.alg)
+	i.current = i.addKeyLocked(priv, alg)
 	return i.current
 }
 
 // AddKey publishes an extra key of alg that does not become current, and
 // returns its kid.
 func (i *Issuer) AddKey(alg string) string {
+	priv := mustGenerate(alg)
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.addKeyLocked(nil, alg)
+	return i.addKeyLocked(priv, alg)
+}
+
+// mustGenerate panics on an unsupported alg: a mistake in the test itself.
+func mustGenerate(alg string) crypto.Signer {
+	priv, err := GenerateKey(alg)
+	if err != nil {
+		panic(err)
+	}
+	return priv
 }
 
 // Revoke unpublishes kid. SignWith can still sign with it.
@@ -272,14 +290,7 @@ func (i *Issuer) SignWith(t testing.TB, kid string, header map[string]any, claim
 	return SignToken(t, k.alg, k.priv, h, claims)
 }
 
-func (i *Issuer) addKeyLocked(t testing.TB, alg string) string {
-	priv, err := GenerateKey(alg)
-	if err != nil {
-		if t != nil {
-			t.Fatalf("jwkstest: %v", err)
-		}
-		panic(err)
-	}
+func (i *Issuer) addKeyLocked(priv crypto.Signer, alg string) string {
 	kid := rand.Text()
 	i.keys[kid] = &issuerKey{kid: kid, alg: alg, priv: priv}
 	i.published = append(i.published, kid)
