@@ -31,9 +31,14 @@
 //     the listed request headers in the same way.
 //   - Denied: the Decision's status, `www-authenticate`, `retry-after`,
 //     `content-type` and body. nginx passes 401 and 403 through and turns
-//     any other status (503 keys_unavailable) into 500; it never forwards
-//     the subrequest's headers, so the challenge needs auth_request_set and
-//     an error_page (see nginx_test.go).
+//     any other status (503 keys_unavailable) into 500. Of the
+//     subrequest's headers it copies only WWW-Authenticate, and only on a
+//     401; a 403's challenge needs auth_request_set and an error_page (see
+//     nginx_test.go). Envoy, Traefik and Caddy relay status, headers and
+//     body as they are.
+//
+// Query parameters a Decision removes (RemoveQuery) cannot be expressed to
+// these proxies; with a query token source, use the gRPC adapter.
 //
 // Both answers carry `x-jwt-authz-reason` (a value of the closed reason set,
 // for the proxy's logs) and `cache-control: no-store`.
