@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/jwks"
@@ -689,7 +690,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func TestMetricsForget(t *testing.T) {
+func TestMetricNamesAndForget(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
 	h := startReady(t, jwks.Options{URI: iss.JWKSURL()})
@@ -700,8 +701,25 @@ func TestMetricsForget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fams) != 4 {
-		t.Errorf("%d metric families, want 4", len(fams))
+	var names []string
+	for _, f := range fams {
+		names = append(names, f.GetName())
+	}
+	want := []string{
+		"jwt_authz_jwks_fetches_total",
+		"jwt_authz_jwks_keys",
+		"jwt_authz_jwks_last_success_timestamp_seconds",
+		"jwt_authz_jwks_unknown_kid_refetches_total",
+	}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("metric families (-want +got):\n%s", diff)
+	}
+	problems, err := promlint.NewWithMetricFamilies(fams).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 	h.p.Close()
 	h.metrics.Forget("test")
