@@ -245,10 +245,10 @@ func (p *Provider) finish(o outcome) {
 		p.failures++
 		p.lastErr = o.err.Error()
 		retry := p.opts.MinRefreshInterval
-		if old != nil {
-			// Serving stale keys: back off. Without keys every request
-			// fails, so retry as often as allowed to be ready as soon as
-			// the IdP returns.
+		if old != nil && p.kind != SourceFile {
+			// Serving stale keys: spare the IdP. Without keys every
+			// request fails, so retry as often as allowed, to be ready as
+			// soon as the IdP returns; a local file costs nothing to retry.
 			retry = p.backoff(p.failures)
 		}
 		p.nextRefresh = now.Add(retry)
