@@ -118,7 +118,7 @@ func localConfig(t *testing.T, iss *issuer, minRefresh string) string {
 	}
 	y := string(raw)
 	for old, repl := range map[string]string{
-		`"` + exampleIssuer + `"`:      `"` + iss.URL + `"`,
+		`"` + exampleIssuer + `"`:    `"` + iss.URL + `"`,
 		`min_refresh_interval: "5s"`: `min_refresh_interval: "` + minRefresh + `"`,
 	} {
 		if !strings.Contains(y, old) {
