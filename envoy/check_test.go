@@ -300,7 +300,7 @@ func assertDecision(t *testing.T, resp *authv3.CheckResponse, w want) {
 	if body.Reason != w.reason {
 		t.Errorf("body reason = %q, want %q", body.Reason, w.reason)
 	}
-	wantErr := map[int]string{401: "invalid_token", 403: "insufficient_scope", 503: "temporarily_unavailable"}[w.http]
+	wantErr := map[int]string{401: "invalid_token", 403: "insufficient_scope", 500: "server_error", 503: "temporarily_unavailable"}[w.http]
 	if w.reason == "missing_token" {
 		wantErr = "unauthorized"
 	}

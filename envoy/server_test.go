@@ -1,0 +1,147 @@
+package envoy_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/jwtauthz/jwt-authz/authz"
+	"github.com/jwtauthz/jwt-authz/envoy"
+	"github.com/jwtauthz/jwt-authz/internal/stacktest"
+	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
+)
+
+// panicKeys is a KeySource with a bug: it panics.
+type panicKeys struct{}
+
+func (panicKeys) Key(context.Context, string) (*authz.Key, error) { panic("key source bug") }
+func (panicKeys) Keys(context.Context) ([]*authz.Key, error)    { panic("key source bug") }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serveBufconn serves a over bufconn and returns a client.
+func serveBufconn(t *testing.T, a *authz.Authorizer, log *slog.Logger) (authv3.AuthorizationClient, healthgrpc.HealthClient) {
+	t.Helper()
+	cur := &atomic.Pointer[authz.Authorizer]{}
+	cur.Store(a)
+	gs := grpc.NewServer()
+	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur, Logger: log}))
+	lis := bufconn.Listen(1 << 20)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn), healthgrpc.NewHealthClient(conn)
+}
+
+func TestPanicBecomesInternalError(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	reg := prometheus.NewRegistry()
+	m := authz.NewMetrics(reg)
+	a, err := authz.New(authz.Options{Metrics: m, Providers: []authz.Provider{{Name: "buggy", Issuer: iss.IssuerURL(), Keys: panicKeys{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	client, health := serveBufconn(t, a, slog.New(slog.NewJSONHandler(logs, nil)))
+	tok := iss.Sign(t, iss.Claims("s"))
+	resp, err := client.Check(t.Context(), stacktest.Req{Token: tok}.CheckRequest())
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	assertDecision(t, resp, want{reason: "internal_error", http: 500, grpc: 13})
+	if got := testutil.ToFloat64(m.Checks("deny", "internal_error", "none")); got != 1 {
+		t.Errorf("internal_error count = %v, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "check panicked") || strings.Contains(logs.String(), tok) {
+		t.Errorf("panic log: %s", logs.String())
+	}
+	// The server is still up.
+	if _, err := client.Check(t.Context(), stacktest.Req{}.CheckRequest()); err != nil {
+		t.Errorf("after the panic: %v", err)
+	}
+	h, err := health.Check(t.Context(), &healthgrpc.HealthCheckRequest{Service: envoy.AuthorizationService})
+	if err != nil || h.GetStatus() != healthgrpc.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health before SetServing = %v, %v; want NOT_SERVING", h.GetStatus(), err)
+	}
+}
+
+// TestLogsNeverHoldSecrets runs every kind of decision with the decision
+// log at debug and fails if any token, authorization or cookie value
+// reaches a log line.
+func TestLogsNeverHoldSecrets(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := authz.New(authz.Options{Logger: logger, DecisionLevel: slog.LevelDebug,
+		Providers: []authz.Provider{{Name: "p", Issuer: iss.IssuerURL(), Keys: staticFrom(t, iss),
+			Sources: []authz.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "at"}, {Query: "access_token"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := serveBufconn(t, a, logger)
+	good := iss.Sign(t, iss.Claims("s"))
+	secrets := []string{good, tamper(good), "c2VjcmV0LXBhc3N3b3Jk", "cookie-secret-value"}
+	reqs := []stacktest.Req{
+		{Token: good}, {Token: tamper(good)}, {Token: good + ".x"},
+		{Headers: map[string]string{"authorization": "Basic c2VjcmV0LXBhc3N3b3Jk", "cookie": "sid=cookie-secret-value"}},
+		{Path: "/?access_token=" + good},
+		{Headers: map[string]string{"cookie": "at=" + good + "; sid=cookie-secret-value"}},
+	}
+	for _, r := range reqs {
+		if _, err := client.Check(t.Context(), r.CheckRequest()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"check"`) {
+		t.Fatal("no decision log lines: the test would prove nothing")
+	}
+	for _, s := range secrets {
+		for _, part := range append([]string{s}, strings.Split(s, ".")...) {
+			if len(part) > 8 && strings.Contains(out, part) {
+				t.Errorf("a secret reached the log: %.20s…", part)
+			}
+		}
+	}
+}
+
+// staticFrom takes the issuer's current public key as a fixed key set.
+func staticFrom(t *testing.T, iss *jwkstest.Issuer) authz.KeySource {
+	t.Helper()
+	return authz.StaticKeys{{ID: iss.KID(), Algorithm: "RS256", Public: iss.Key(iss.KID()).Public()}}
+}
