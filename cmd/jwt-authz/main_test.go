@@ -269,3 +269,25 @@ providers:
 		t.Errorf("check: %d %s", code, out)
 	}
 }
+
+func TestServeHTTPAuthzMode(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target")+"http_authz: {enabled: true}\n")
+	p := startServe(t, cfg)
+	eventually(t, "ready", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
+	req, _ := http.NewRequest("GET", "http://"+p.http+"/authz/echo", nil)
+	req.Header.Set("Authorization", "Bearer "+iss.Sign(t, iss.Claims("client-1@clients")))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Jwt-Sub") != "client-1@clients" {
+		t.Errorf("allowed: %d, x-jwt-sub %q", resp.StatusCode, resp.Header.Get("X-Jwt-Sub"))
+	}
+	if code, _ := p.get(t, "/authz/echo"); code != 401 {
+		t.Errorf("no token: %d, want 401", code)
+	}
+}

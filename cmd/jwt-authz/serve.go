@@ -28,6 +28,7 @@ import (
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/config"
 	"github.com/jwtauthz/jwt-authz/envoy"
+	"github.com/jwtauthz/jwt-authz/httpauthz"
 	"github.com/jwtauthz/jwt-authz/jwks"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
 )
@@ -142,8 +143,20 @@ func serve(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) in
 		logger.Error("listen http", slog.String("addr", ha), slog.String("error", err.Error()))
 		return 1
 	}
+	handler := s.httpHandler(reg)
+	if hz := cfg.GetHttpAuthz(); hz.GetEnabled() {
+		// The HTTP authorization mode, for Envoy's http_service, nginx
+		// auth_request, Traefik forwardAuth and Caddy forward_auth. The
+		// listener is chosen at start; a reload does not move it.
+		handler = httpauthz.Route(hz.GetPathPrefix(), httpauthz.NewHandler(httpauthz.Options{
+			Authorizer:     &s.current,
+			PathPrefix:     hz.GetPathPrefix(),
+			TrustForwarded: hz.GetTrustForwardedHeaders(),
+			Logger:         logger,
+		}), handler)
+	}
 	httpSrv := &http.Server{
-		Handler:           s.httpHandler(reg),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
