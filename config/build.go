@@ -53,8 +53,8 @@ type Runtime struct {
 	Authorizer *authz.Authorizer
 	// Providers in config order.
 	Providers []*jwks.Provider
-	keyConfig map[string]*configv1.Provider
-	cancel    map[string]context.CancelFunc
+	keyConfig   map[string]*configv1.Provider
+	jwksMetrics *jwks.Metrics
 }
 
 // Build makes a Runtime from a validated config. Key sets of prev whose
@@ -62,7 +62,7 @@ type Runtime struct {
 // others are started. Build does not stop prev's key sets: after swapping,
 // call prev.Retire(next).
 func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
-	rt := &Runtime{Config: cfg, keyConfig: map[string]*configv1.Provider{}, cancel: map[string]context.CancelFunc{}}
+	rt := &Runtime{Config: cfg, keyConfig: map[string]*configv1.Provider{}, jwksMetrics: env.JWKSMetrics}
 	logger := env.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -156,9 +156,21 @@ func (rt *Runtime) Retire(next *Runtime) {
 			keep[p] = true
 		}
 	}
+	names := map[string]bool{}
+	if next != nil {
+		for _, pc := range next.Config.GetProviders() {
+			names[pc.GetName()] = true
+		}
+	}
 	for _, p := range rt.Providers {
 		if !keep[p] {
 			p.Close()
+		}
+	}
+	// A provider that left the config leaves /metrics too.
+	for name := range rt.keyConfig {
+		if !names[name] && rt.jwksMetrics != nil {
+			rt.jwksMetrics.Forget(name)
 		}
 	}
 }
@@ -210,7 +222,7 @@ func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger) (*jwks.Provi
 		CacheFile:          j.GetCacheFile(),
 		HTTPClient:         env.HTTPClient,
 		Clock:              env.Clock,
-		Logger:             logger.With(slog.String("provider", name)),
+		Logger:             logger,
 		Metrics:            env.JWKSMetrics,
 		OnKeysRemoved: func(kids []string) {
 			// A key removed from the set stops verifying at once: drop
