@@ -28,7 +28,7 @@ import (
 type panicKeys struct{}
 
 func (panicKeys) Key(context.Context, string) (*authz.Key, error) { panic("key source bug") }
-func (panicKeys) Keys(context.Context) ([]*authz.Key, error)    { panic("key source bug") }
+func (panicKeys) Keys(context.Context) ([]*authz.Key, error)      { panic("key source bug") }
 
 type lockedBuffer struct {
 	mu sync.Mutex
