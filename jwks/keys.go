@@ -112,9 +112,12 @@ func keyFits(raw any, alg string) bool {
 			(alg == "" || strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS"))
 	case *ecdsa.PublicKey:
 		want := map[elliptic.Curve]string{elliptic.P256(): "ES256", elliptic.P384(): "ES384", elliptic.P521(): "ES512"}[pk.Curve]
+		if _, err := pk.ECDH(); err != nil { // the point is not on its curve (found by FuzzJWKSDocument)
+			return false
+		}
 		return want != "" && (alg == "" || alg == want)
 	case ed25519.PublicKey:
-		return alg == "" || alg == "EdDSA" || alg == "Ed25519"
+		return len(pk) == ed25519.PublicKeySize && (alg == "" || alg == "EdDSA" || alg == "Ed25519")
 	}
 	return false
 }
