@@ -4,6 +4,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/jwtauthz/jwt-authz/config"
@@ -109,7 +111,23 @@ func decode(b []byte, m *manifests) error {
 	default:
 		return &unknownKind{tm.APIVersion, tm.Kind}
 	}
-	return yaml.UnmarshalStrict(b, dst)
+	return strictYAML(b, dst)
+}
+
+// strictYAML decodes YAML the way the API server does: duplicate keys,
+// unknown fields and fields in the wrong letter case all fail
+// (encoding/json, under sigs.k8s.io/yaml.UnmarshalStrict, would accept
+// "ImagePullPolicy" for "imagePullPolicy").
+func strictYAML(b []byte, v any) error {
+	js, err := yaml.YAMLToJSONStrict(b)
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(js, v)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 type unknownKind struct{ apiVersion, kind string }
@@ -123,7 +141,7 @@ func load(t *testing.T) (*kustomization, *manifests) {
 		t.Fatal(err)
 	}
 	k := &kustomization{}
-	if err := yaml.UnmarshalStrict(b, k); err != nil {
+	if err := strictYAML(b, k); err != nil {
 		t.Fatalf("kustomization.yaml: %v", err)
 	}
 	files, _ := filepath.Glob("*.yaml")
@@ -294,6 +312,7 @@ func TestStrictDecodingCatchesMistakes(t *testing.T) {
 		{"misspelt top-level spec field", "  replicas: 3", "  replicas: 3\n  replica: 3"},
 		{"misspelt probe field", "          periodSeconds: 5", "          periodSecond: 5"},
 		{"unknown container field", "        imagePullPolicy: IfNotPresent", "        imagePullPolicy: IfNotPresent\n        imagePulPolicy: Always"},
+		{"field in the wrong letter case", "        imagePullPolicy: IfNotPresent", "        ImagePullPolicy: IfNotPresent"},
 		{"wrong type", "  replicas: 3", "  replicas: three"},
 		{"duplicate key", "  replicas: 3", "  replicas: 3\n  replicas: 4"},
 	}
