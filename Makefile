@@ -34,13 +34,14 @@ bench: ## Go benchmarks of Check beside bare signature verification (not part of
 loadtest: ## load benchmark: jwt-authz against an empty ext_authz server (the floor)
 	bash bench/loadtest.sh
 
-fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	@for t in $$($(GO) test -list '^Fuzz' ./authz/ | grep ^Fuzz); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./authz/ || exit 1; done
-	@for t in $$($(GO) test -list '^Fuzz' ./config/ | grep ^Fuzz); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./config/ || exit 1; done
-	@for t in $$($(GO) test -list '^Fuzz' ./jwks/ | grep ^Fuzz); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./jwks/ || exit 1; done
+FUZZ_PKGS := ./authz/ ./config/ ./jwks/
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
+
+fuzz-smoke: ## every fuzz target for 5s (CI)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 soak: ## drive Check at a steady rate for a few minutes through rotations, IdP failures and reloads
 	SOAK_DURATION=$${SOAK_DURATION:-3m} $(GO) test -race -count=1 -run '^TestSoak$$' -timeout 20m -v ./cmd/jwt-authz/
@@ -72,4 +73,4 @@ vuln: ## govulncheck (pinned); needs its online database, so it is not part of m
 clean: ## remove build output
 	rm -rf bin .run
 
-.PHONY: help build run test check vet lint bench loadtest fuzz soak proto proto-check tidy-check demo-config-check vuln clean
+.PHONY: help build run test check vet lint bench loadtest fuzz fuzz-smoke soak proto proto-check tidy-check demo-config-check vuln clean
