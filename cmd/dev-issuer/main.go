@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwt-authz/internal/devissuer"
+	"github.com/jwtauthz/jwt-authz/internal/httpserver"
 )
 
 const banner = `
@@ -126,26 +127,6 @@ func serve(logger *slog.Logger, addr string, h http.Handler, keys devissuer.KeyS
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("dev-issuer listening", "addr", ln.Addr().String(), "current_kid", keys.Current, "next_kid", keys.Next, "admin_allow", adminAllow)
-
-	select {
-	case err := <-errc:
-		logger.Error("serve", "error", err)
-		return 1
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Error("shutdown", "error", err)
-		return 1
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Error("serve", "error", err)
-		return 1
-	}
-	return 0
+	return httpserver.Run(ctx, srv, ln, logger)
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jwtauthz/jwt-authz/internal/httpserver"
 	"github.com/jwtauthz/jwt-authz/internal/mocktarget"
 )
 
@@ -73,26 +74,6 @@ func run() int {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("mock-target listening", "addr", ln.Addr().String())
-
-	select {
-	case err := <-errc:
-		logger.Error("serve", "error", err)
-		return 1
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Error("shutdown", "error", err)
-		return 1
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Error("serve", "error", err)
-		return 1
-	}
-	return 0
+	return httpserver.Run(ctx, srv, ln, logger)
 }
