@@ -3,6 +3,7 @@
 // that reads it (jwks: {file: ...}, no network), and token files, one
 // token a line, for the scenarios of bench/loadtest.sh:
 //
+//	config.yaml   the cache holding -rss entries; config-nocache.yaml: none
 //	hot.txt       one valid token
 //	distinct.txt  -distinct distinct valid tokens (RS256)
 //	mix.txt       90% valid (from a pool of 100), 10% invalid (forged
@@ -93,6 +94,10 @@ func mint(dir string, distinct, rss int) error {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config(filepath.Join(dir, "jwks.json"), rss)), 0o644); err != nil {
+		return err
+	}
+	// The cache-miss scenario: every Check verifies.
+	if err := os.WriteFile(filepath.Join(dir, "config-nocache.yaml"), []byte(config(filepath.Join(dir, "jwks.json"), 0)), 0o644); err != nil {
 		return err
 	}
 	now := time.Now()
