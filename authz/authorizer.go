@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -107,6 +108,13 @@ type Authorizer struct {
 	sources      []TokenSource // union of every provider's sources
 	allHeaders   []string      // every configured claim/payload header
 	cache        *TokenCache
+	// ruleClaims are the top-level claim names some rule reads: the only
+	// claims a verified token keeps (the cache holds what the response
+	// and the rules need, not the whole payload).
+	ruleClaims map[string]bool
+	// removeLists interns headers_to_remove lists by the set of headers a
+	// token sets, so cached tokens share them.
+	removeLists sync.Map // string -> []string
 }
 
 type provider struct {
@@ -152,6 +160,11 @@ func New(o Options) (*Authorizer, error) {
 		if p.Keys == nil {
 			return nil, fmt.Errorf("authz: provider %q: no key source", p.Name)
 		}
+		p.ClaimHeaders = append([]ClaimHeader(nil), p.ClaimHeaders...)
+		for i := range p.ClaimHeaders {
+			p.ClaimHeaders[i].Header = strings.ToLower(p.ClaimHeaders[i].Header)
+		}
+		p.PayloadHeader = strings.ToLower(p.PayloadHeader)
 		pp := &provider{Provider: p, algs: map[string]bool{}}
 		if len(p.Algorithms) == 0 {
 			pp.algs["RS256"] = true
@@ -188,7 +201,15 @@ func New(o Options) (*Authorizer, error) {
 	if len(rules) == 0 {
 		rules = []Rule{{Name: "default"}}
 	}
+	a.ruleClaims = map[string]bool{}
 	for _, r := range rules {
+		for _, cr := range r.Require.Claims {
+			name := cr.Name
+			if cr.Nested {
+				name, _, _ = strings.Cut(name, ".")
+			}
+			a.ruleClaims[name] = true
+		}
 		c, err := compileRule(r)
 		if err != nil {
 			return nil, fmt.Errorf("authz: %w", err)

@@ -194,30 +194,79 @@ func unixTime(f float64) time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
-// build precomputes everything a response needs from a verified token.
+// build precomputes everything a response needs from a verified token,
+// and keeps only the claims the rules read.
 func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string, exp time.Time) *verified {
-	v := &verified{p: p, kid: kid, claims: cl, scopes: cl.scopes(), exp: exp}
-	set := map[string]bool{}
+	v := &verified{p: p, kid: kid, scopes: cl.scopes(), exp: exp}
+	var set [64]bool // by index into allHeaders; more headers fall back to a map
+	var setMore map[string]bool
+	mark := func(h string) bool {
+		for i, e := range a.allHeaders {
+			if e == h {
+				if i < len(set) {
+					if set[i] {
+						return false
+					}
+					set[i] = true
+					return true
+				}
+				break
+			}
+		}
+		if setMore == nil {
+			setMore = map[string]bool{}
+		}
+		if setMore[h] {
+			return false
+		}
+		setMore[h] = true
+		return true
+	}
+	isSet := func(i int, h string) bool {
+		if i < len(set) {
+			return set[i]
+		}
+		return setMore[h]
+	}
 	for _, ch := range p.ClaimHeaders {
-		h := strings.ToLower(ch.Header)
 		val, ok := cl.lookup(ch.Claim, ch.Nested)
-		if !ok || set[h] {
+		if !ok {
 			continue
 		}
 		text, ok := claimText(val)
-		if !ok || !headerSafe(text) {
+		if !ok || !headerSafe(text) || !mark(ch.Header) {
 			continue
 		}
-		set[h] = true
-		v.headers = append(v.headers, Header{Name: h, Value: text})
+		v.headers = append(v.headers, Header{Name: ch.Header, Value: text})
 	}
-	if h := strings.ToLower(p.PayloadHeader); h != "" && !set[h] && len(rawPayload) <= MaxHeaderValueBytes {
-		set[h] = true
-		v.headers = append(v.headers, Header{Name: h, Value: rawPayload})
+	if h := p.PayloadHeader; h != "" && len(rawPayload) <= MaxHeaderValueBytes && mark(h) {
+		// A copy: rawPayload points into the request's token string.
+		v.headers = append(v.headers, Header{Name: h, Value: strings.Clone(rawPayload)})
 	}
-	for _, h := range a.allHeaders {
-		if !set[h] {
-			v.remove = append(v.remove, h)
+	var key strings.Builder
+	for i, h := range a.allHeaders {
+		if isSet(i, h) {
+			key.WriteByte('1')
+		} else {
+			key.WriteByte('0')
+		}
+	}
+	if l, ok := a.removeLists.Load(key.String()); ok {
+		v.remove = l.([]string)
+	} else {
+		for i, h := range a.allHeaders {
+			if !isSet(i, h) {
+				v.remove = append(v.remove, h)
+			}
+		}
+		a.removeLists.Store(key.String(), v.remove)
+	}
+	if len(a.ruleClaims) > 0 {
+		v.claims = make(claims, len(a.ruleClaims))
+		for name := range a.ruleClaims {
+			if val, ok := cl[name]; ok {
+				v.claims[name] = val
+			}
 		}
 	}
 	clientID := cl.str("azp")

@@ -1,0 +1,44 @@
+package authz_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestCachedTokenFootprint holds the verified-token cache to its memory
+// budget: with Auth0-shaped tokens (four claim headers, an org object,
+// permissions) an entry must stay under 1,200 bytes of heap, so 100,000
+// cached tokens fit well inside the 150 MiB RSS target.
+func TestCachedTokenFootprint(t *testing.T) {
+	const n = 3000
+	a := newBenchAuthorizer(t, 2*n)
+	now := time.Now()
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = benchToken(t, "EdDSA", now, fmt.Sprintf("client-%06d@clients", i))
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ctx := context.Background()
+	for _, tok := range toks {
+		if d := a.Check(ctx, benchRequest("Bearer "+tok)); !d.Allow {
+			t.Fatalf("denied: %s", d.Reason)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if got := a.Cache().Len(); got != n {
+		t.Fatalf("cache holds %d, want %d", got, n)
+	}
+	per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	t.Logf("heap per cached token: %.0f bytes", per)
+	if per > 1200 {
+		t.Errorf("heap per cached token = %.0f bytes, want ≤ 1200", per)
+	}
+	runtime.KeepAlive(toks)
+	runtime.KeepAlive(a)
+}
