@@ -385,7 +385,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	if v == nil {
 		return d
 	}
-	d = Decision{Provider: v.p.Name, KeyID: v.kid, Metadata: v.meta}
+	d = Decision{Provider: v.p.Name, KeyID: v.kid, Metadata: v.metadata()}
 	if !contains2(v.p.sources, f.source) {
 		d.Reason, d.Description = ReasonMalformedToken, "the token was sent where its issuer's tokens are not accepted"
 		return d

@@ -82,7 +82,7 @@ func (c *TokenCache) get(key [32]byte, now time.Time) *verified {
 	c.mu.RLock()
 	e := c.entries[key]
 	c.mu.RUnlock()
-	if e == nil || !now.Before(e.v.exp) {
+	if e == nil || now.UnixNano() >= e.v.exp {
 		if c.metrics != nil {
 			c.metrics.misses.Inc()
 		}
@@ -166,7 +166,7 @@ func (c *TokenCache) Purge(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		if now.IsZero() || !now.Before(e.v.exp) {
+		if now.IsZero() || now.UnixNano() >= e.v.exp {
 			c.unlink(e)
 		}
 	}

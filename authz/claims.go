@@ -97,7 +97,16 @@ func (c claims) audiences() []string {
 // §4.2), scp (array or string, as some IdPs send) and permissions (Auth0
 // RBAC).
 func (c claims) scopes() []string {
-	var out []string
+	n := 0
+	for _, k := range [...]string{"scope", "scp", "permissions"} {
+		switch v := c[k].(type) {
+		case string:
+			n += strings.Count(v, " ") + 1
+		case []any:
+			n += len(v)
+		}
+	}
+	out := make([]string, 0, n)
 	add := func(v any) {
 		switch v := v.(type) {
 		case string:

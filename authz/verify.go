@@ -18,8 +18,15 @@ type verified struct {
 	scopes  []string
 	headers []Header // claim headers to set
 	remove  []string // configured headers not set
-	meta    Metadata
-	exp     time.Time // the cache entry's end
+	// subject, clientID and scope feed Metadata; provider and issuer come
+	// from p. Kept apart so a cache entry stays small.
+	subject, clientID, scope string
+	exp                      int64 // the cache entry's end, Unix nanoseconds
+}
+
+// metadata is the Envoy dynamic metadata of a decision on this token.
+func (v *verified) metadata() Metadata {
+	return Metadata{Provider: v.p.Name, Issuer: v.p.Issuer, Subject: v.subject, ClientID: v.clientID, Scope: v.scope}
 }
 
 // verify checks a token. It returns the verified token, or nil and a
@@ -197,7 +204,8 @@ func unixTime(f float64) time.Time {
 // build precomputes everything a response needs from a verified token,
 // and keeps only the claims the rules read.
 func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string, exp time.Time) *verified {
-	v := &verified{p: p, kid: kid, scopes: cl.scopes(), exp: exp}
+	v := &verified{p: p, kid: kid, scopes: cl.scopes(), exp: exp.UnixNano(),
+		headers: make([]Header, 0, len(p.ClaimHeaders)+1)}
 	var set [64]bool // by index into allHeaders; more headers fall back to a map
 	var setMore map[string]bool
 	mark := func(h string) bool {
@@ -277,6 +285,6 @@ func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string
 	if _, isArr := cl["scope"].([]any); isArr {
 		scope = strings.ReplaceAll(scope, ",", " ")
 	}
-	v.meta = Metadata{Provider: p.Name, Issuer: p.Issuer, Subject: cl.str("sub"), ClientID: clientID, Scope: scope}
+	v.subject, v.clientID, v.scope = cl.str("sub"), clientID, scope
 	return v
 }
