@@ -141,7 +141,7 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 }
 
 // staticFrom takes the issuer's current public key as a fixed key set.
-func staticFrom(t *testing.T, iss *jwkstest.Issuer) authz.KeySource {
+func staticFrom(t testing.TB, iss *jwkstest.Issuer) authz.KeySource {
 	t.Helper()
 	return authz.StaticKeys{{ID: iss.KID(), Algorithm: "RS256", Public: iss.Key(iss.KID()).Public()}}
 }
