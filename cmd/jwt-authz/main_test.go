@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
@@ -289,5 +291,81 @@ func TestServeHTTPAuthzMode(t *testing.T) {
 	}
 	if code, _ := p.get(t, "/authz/echo"); code != 401 {
 		t.Errorf("no token: %d, want 401", code)
+	}
+}
+
+// TestReloadOnConfigMapSymlinkSwap: Kubernetes mounts a ConfigMap as
+// config.yaml -> ..data/config.yaml with ..data -> ..2026_v1, and updates
+// it by pointing ..data at a new directory in one rename.
+func TestReloadOnConfigMapSymlinkSwap(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	dir := t.TempDir()
+	version := func(name, scope string) {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "config.yaml"), []byte(fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), scope)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..v1", "read:target")
+	if err := os.Symlink(filepath.Join("..data", "config.yaml"), filepath.Join(dir, "config.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, filepath.Join(dir, "config.yaml"))
+	eventually(t, "ready", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
+	tok := iss.Sign(t, iss.Claims("s"))
+	if code, out := p.check(t, "-token", tok); code != 0 {
+		t.Fatalf("before the swap: %s", out)
+	}
+	version("..v2", "write:target")
+	eventually(t, "reload after the symlink swap", func() bool {
+		code, _ := p.check(t, "-token", tok)
+		return code == 1
+	})
+}
+
+// TestMetricNamesLint runs Prometheus' own linter over everything /metrics
+// serves, and checks the jwt_authz_* names against the contract's list.
+func TestMetricNamesLint(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
+	p := startServe(t, cfg)
+	eventually(t, "ready", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
+	p.check(t, "-token", iss.Sign(t, iss.Claims("s")))
+	_, text := p.get(t, "/metrics")
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range problems {
+		if strings.HasPrefix(pr.Metric, "jwt_authz_") {
+			t.Errorf("%s: %s", pr.Metric, pr.Text)
+		}
+	}
+	contract := map[string]bool{
+		"jwt_authz_checks_total": true, "jwt_authz_check_duration_seconds": true,
+		"jwt_authz_jwks_fetches_total": true, "jwt_authz_jwks_unknown_kid_refetches_total": true,
+		"jwt_authz_jwks_last_success_timestamp_seconds": true, "jwt_authz_jwks_keys": true,
+		"jwt_authz_token_cache_lookups_total": true, "jwt_authz_token_cache_entries": true,
+		"jwt_authz_config_reloads_total": true, "jwt_authz_build_info": true,
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			name, _, _ = strings.Cut(name, " ")
+			if strings.HasPrefix(name, "jwt_authz_") && !contract[name] {
+				t.Errorf("metric %s is not in the contract", name)
+			}
+		}
 	}
 }
