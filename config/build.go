@@ -52,7 +52,7 @@ type Runtime struct {
 	Config     *configv1.Config
 	Authorizer *authz.Authorizer
 	// Providers in config order.
-	Providers []*jwks.Provider
+	Providers   []*jwks.Provider
 	keyConfig   map[string]*configv1.Provider
 	jwksMetrics *jwks.Metrics
 }
