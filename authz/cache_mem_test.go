@@ -42,3 +42,17 @@ func TestCachedTokenFootprint(t *testing.T) {
 	runtime.KeepAlive(toks)
 	runtime.KeepAlive(a)
 }
+
+// TestCacheHitAllocatesNothing holds the hot path to zero allocations: a
+// token seen before is decided without touching the heap.
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	a := newBenchAuthorizer(t, 10)
+	r := benchRequest("Bearer " + benchToken(t, "RS256", time.Now(), "svc@clients"))
+	ctx := context.Background()
+	if d := a.Check(ctx, r); !d.Allow {
+		t.Fatalf("denied: %s", d.Reason)
+	}
+	if n := testing.AllocsPerRun(100, func() { a.Check(ctx, r) }); n != 0 {
+		t.Errorf("a cache hit allocates %v times, want 0", n)
+	}
+}

@@ -52,17 +52,18 @@ func extract(r *Request, sources []TokenSource) (found, extractStatus, string) {
 	var f found
 	n := 0
 	for i, s := range sources {
-		toks, bad := lookIn(r, s)
+		tok, count, bad := lookIn(r, s)
 		if bad != "" {
 			return f, extractMalformed, bad
 		}
-		for _, t := range toks {
-			n++
-			if n > 1 {
-				return f, extractMalformed, "more than one token in the request"
-			}
-			f = found{token: t, source: i}
+		if count == 0 {
+			continue
 		}
+		n += count
+		if n > 1 {
+			return f, extractMalformed, "more than one token in the request"
+		}
+		f = found{token: tok, source: i}
 	}
 	if n == 0 {
 		return f, extractNone, ""
@@ -73,45 +74,52 @@ func extract(r *Request, sources []TokenSource) (found, extractStatus, string) {
 	return f, extractOne, ""
 }
 
-// lookIn returns the tokens that source s holds in r, or a description of
-// why the source's value is malformed.
-func lookIn(r *Request, s TokenSource) ([]string, string) {
+// lookIn returns the first token that source s holds in r and how many
+// it holds, or a description of why the source's value is malformed.
+func lookIn(r *Request, s TokenSource) (string, int, string) {
 	switch {
 	case s.Header != "":
 		v, ok := r.header(s.Header)
 		if !ok {
-			return nil, ""
+			return "", 0, ""
 		}
 		if r.Repeated[s.Header] > 1 {
-			return nil, "header " + s.Header + " repeated"
+			return "", 0, "header " + s.Header + " repeated"
 		}
 		return fromHeader(v, s.Prefix)
 	case s.Query != "":
-		return fromQuery(r.Path, s.Query)
+		return first(fromQuery(r.Path, s.Query))
 	case s.Cookie != "":
-		return fromCookie(r.Headers["cookie"], s.Cookie)
+		return first(fromCookie(r.Headers["cookie"], s.Cookie))
 	}
-	return nil, ""
+	return "", 0, ""
 }
 
-func fromHeader(v, prefix string) ([]string, string) {
+func first(toks []string, bad string) (string, int, string) {
+	if bad != "" || len(toks) == 0 {
+		return "", 0, bad
+	}
+	return toks[0], len(toks), ""
+}
+
+func fromHeader(v, prefix string) (string, int, string) {
 	if prefix != "" {
 		scheme := strings.TrimSpace(prefix)
 		// "Bearer" alone, or "Bearer " with nothing after it, is an empty
 		// token: malformed, not missing.
 		if strings.EqualFold(strings.TrimSpace(v), scheme) {
-			return nil, "empty token"
+			return "", 0, "empty token"
 		}
 		if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {
-			return nil, "" // another scheme: not ours
+			return "", 0, "" // another scheme: not ours
 		}
 		v = v[len(prefix):]
 	}
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return nil, "empty token"
+		return "", 0, "empty token"
 	}
-	return []string{v}, ""
+	return v, 1, ""
 }
 
 func fromQuery(path, name string) ([]string, string) {
