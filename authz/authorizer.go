@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -309,9 +310,8 @@ func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
 // effective is a rule's requirement tightened by context_extensions.
 type effective struct {
 	Requirement
-	anonymous        bool
-	providersNarrow  bool // Providers restricts (possibly to nothing)
-	anonymousRemoved bool
+	anonymous       bool
+	providersNarrow bool // Providers restricts (possibly to nothing)
 }
 
 // selectRule finds the rule for the request: the one context_extensions
@@ -386,20 +386,21 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		return d
 	}
 	d = Decision{Provider: v.p.Name, KeyID: v.kid, Metadata: v.metadata()}
-	if !contains2(v.p.sources, f.source) {
+	if !slices.Contains(v.p.sources, f.source) {
 		d.Reason, d.Description = ReasonMalformedToken, "the token was sent where its issuer's tokens are not accepted"
 		return d
 	}
+	// From here the token itself is valid: a dry-run rule forwards its
+	// claims whatever the requirements say.
+	d.verified = v
 	if rl == nil && !a.defaultAllow {
 		d.Reason, d.Description = ReasonNoMatchingRule, "no rule matches the request"
-		d.verified = v
 		return d
 	}
 	if req.providersNarrow && !contains(req.Providers, v.p.Name) {
 		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
 		return d
 	}
-	d.verified = v
 	if missing := missingScopes(v.scopes, req.Scopes); len(missing) > 0 {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token lacks a required scope", missing
 		return d
@@ -420,15 +421,6 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	d.Allow, d.Reason = true, ReasonOK
 	a.applyToken(&d, v, r, f)
 	return d
-}
-
-func contains2(list []int, i int) bool {
-	for _, e := range list {
-		if e == i {
-			return true
-		}
-	}
-	return false
 }
 
 // quoteName renders a configured claim name for a description.
