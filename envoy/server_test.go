@@ -3,6 +3,7 @@ package envoy_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -144,4 +146,48 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 func staticFrom(t testing.TB, iss *jwkstest.Issuer) authz.KeySource {
 	t.Helper()
 	return authz.StaticKeys{{ID: iss.KID(), Algorithm: "RS256", Public: iss.Key(iss.KID()).Public()}}
+}
+
+// TestHeaderMapAndLimits: Envoy's encode_raw_headers sends header_map with
+// raw values; a repeated token header there is malformed, and requests
+// over the header limits are denied, not decided.
+func TestHeaderMapAndLimits(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	a, err := authz.New(authz.Options{Providers: []authz.Provider{{Name: "p", Issuer: iss.IssuerURL(), Keys: staticFrom(t, iss)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := serveBufconn(t, a, nil)
+	tok := iss.Sign(t, iss.Claims("s"))
+	raw := func(kv ...string) *authv3.CheckRequest {
+		hm := &corev3.HeaderMap{}
+		for i := 0; i < len(kv); i += 2 {
+			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+		}
+		return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Host: "h", HeaderMap: hm}}}}
+	}
+	many := []string{"Authorization", "Bearer " + tok}
+	for i := range 250 {
+		many = append(many, fmt.Sprintf("x-h-%d", i), "v")
+	}
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+		want string
+	}{
+		{"raw value, mixed-case name", raw("Authorization", "Bearer "+tok, ":path", "/"), "ok"},
+		{"repeated authorization", raw("authorization", "Bearer "+tok, "authorization", "Bearer "+tok), "malformed_token"},
+		{"too many headers", raw(many...), "malformed_token"},
+		{"headers too large", raw("authorization", "Bearer "+tok, "x-big", strings.Repeat("a", 70<<10)), "malformed_token"},
+	} {
+		resp, err := client.Check(t.Context(), tc.req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != tc.want {
+			t.Errorf("%s: reason %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }
