@@ -1,11 +1,17 @@
 package envoy
 
 import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 )
 
 // Register puts the Authorization service, grpc.health.v1 and server
@@ -34,4 +40,23 @@ func SetServing(hs *health.Server, ok bool) {
 	}
 	hs.SetServingStatus("", st)
 	hs.SetServingStatus(AuthorizationService, st)
+}
+
+// Recover is a unary interceptor that turns a panic in any handler into
+// an Internal error for that call instead of a crash. Check does better
+// on its own: it answers a counted internal_error deny (see Server.Check).
+func Recover(log *slog.Logger) grpc.UnaryServerInterceptor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("grpc handler panicked", slog.String("method", info.FullMethod), slog.Any("panic", p),
+					slog.String("stack", string(debug.Stack())))
+				resp, err = nil, status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(ctx, req)
+	}
 }

@@ -16,8 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/jwtauthz/jwt-authz/authz"
@@ -189,5 +191,24 @@ func TestHeaderMapAndLimits(t *testing.T) {
 		if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != tc.want {
 			t.Errorf("%s: reason %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestRecoverInterceptor(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	intercept := envoy.Recover(slog.New(slog.NewJSONHandler(logs, nil)))
+	_, err := intercept(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: "/x.Y/Z"}, func(context.Context, any) (any, error) {
+		panic("handler bug")
+	})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("err = %v, want Internal", err)
+	}
+	if !strings.Contains(logs.String(), "grpc handler panicked") || !strings.Contains(logs.String(), "/x.Y/Z") {
+		t.Errorf("log: %s", logs.String())
+	}
+	resp, err := intercept(t.Context(), "req", &grpc.UnaryServerInfo{}, func(_ context.Context, r any) (any, error) { return r, nil })
+	if resp != "req" || err != nil {
+		t.Errorf("pass-through: %v %v", resp, err)
 	}
 }

@@ -294,6 +294,7 @@ func (s *server) grpcServer(cfg *configv1.Config) (*grpc.Server, error) {
 		// grows its stack on every request (runtime.copystack was 13% of the
 		// server's CPU under load); a worker's stack is already grown.
 		grpc.NumStreamWorkers(uint32(64 * runtime.GOMAXPROCS(0))),
+		grpc.ChainUnaryInterceptor(envoy.Recover(s.log)),
 	}
 	if t := cfg.GetListen().GetTls(); t.GetCertFile() != "" {
 		tc, err := serverTLS(t.GetCertFile(), t.GetKeyFile(), t.GetClientCaFile(), s.log)
