@@ -300,8 +300,8 @@ func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
 	if rl != nil {
 		d.Rule = rl.Name
 		d.Metadata.Rule = rl.Name
-		if rl.DryRun && !d.Allow {
-			d = a.dryRun(d)
+		if rl.DryRun {
+			d = a.dryRun(d, r)
 		}
 	}
 	return a.finish(d)
@@ -392,7 +392,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	}
 	// From here the token itself is valid: a dry-run rule forwards its
 	// claims whatever the requirements say.
-	d.verified = v
+	d.verified, d.from = v, f
 	if rl == nil && !a.defaultAllow {
 		d.Reason, d.Description = ReasonNoMatchingRule, "no rule matches the request"
 		return d
@@ -466,20 +466,28 @@ func (a *Authorizer) applyToken(d *Decision, v *verified, r *Request, f found) {
 	}
 }
 
-// dryRun turns a denial into an allow that records what would have
-// happened. Claim headers are set only when the token itself was valid.
-func (a *Authorizer) dryRun(d Decision) Decision {
+// dryRun turns any decision under a dry-run rule into an allow with
+// reason dry_run (CONTRACT.md) that records, for the log, the reason the
+// rule would have given. Claim headers are set only when the token itself
+// was valid.
+func (a *Authorizer) dryRun(d Decision, r *Request) Decision {
 	out := Decision{Allow: true, Reason: ReasonDryRun, WouldReason: d.Reason, Description: d.Description,
 		Provider: d.Provider, Rule: d.Rule, KeyID: d.KeyID, Metadata: d.Metadata, RemoveHeaders: a.allHeaders}
-	if d.verified != nil {
-		out.Headers, out.RemoveHeaders = d.verified.headers, d.verified.remove
+	switch {
+	case d.Allow:
+		// Keep what the allow carried, forward_token removals included.
+		out.Headers, out.RemoveHeaders, out.RemoveQuery = d.Headers, d.RemoveHeaders, d.RemoveQuery
+	case d.verified != nil:
+		// A valid token the rule would refuse: its claims, and
+		// forward_token: false still keeps it from the upstream.
+		a.applyToken(&out, d.verified, r, d.from)
 	}
 	return out
 }
 
 // finish renders a denial; allowed decisions get their status.
 func (a *Authorizer) finish(d Decision) Decision {
-	d.verified = nil
+	d.verified, d.from = nil, found{}
 	if d.Allow {
 		d.Status = 200
 		return d

@@ -44,9 +44,10 @@ type Decision struct {
 	// MissingScopes lists required scopes the token lacks.
 	MissingScopes []string
 
-	// verified is the token behind the decision while it is being made;
-	// finish clears it.
+	// verified is the token behind the decision while it is being made,
+	// and from where it came; finish clears them.
 	verified *verified
+	from     found
 }
 
 // Header is one upstream header to set (overwriting any client value).

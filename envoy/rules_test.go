@@ -171,12 +171,23 @@ func TestDryRunCounted(t *testing.T) {
 	if got := headerMap(ok)["x-jwt-sub"]; got != "s" {
 		t.Errorf("dry run with a valid token: x-jwt-sub = %q, want s", got)
 	}
+	if !contains(ok.GetHeadersToRemove(), "authorization") {
+		t.Errorf("dry run that would deny forwarded the token despite forward_token: false: %v", ok.GetHeadersToRemove())
+	}
+	trial := w.a.Sign(t, with(w.a, map[string]any{"scope": "trial:use"}))
+	resp = w.Check(t, stacktest.Req{Path: "/trial", Token: trial})
+	if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != "dry_run" || headerMap(resp.GetOkResponse())["x-jwt-scope"] != "trial:use" {
+		t.Errorf("dry run that would allow: reason %q, headers %v", got, headerMap(resp.GetOkResponse()))
+	}
+	if !contains(resp.GetOkResponse().GetHeadersToRemove(), "authorization") {
+		t.Errorf("dry run lost forward_token's removal: %v", resp.GetOkResponse().GetHeadersToRemove())
+	}
 	resp = w.Check(t, stacktest.Req{Path: "/trial", Token: tamper(good)})
 	if len(resp.GetOkResponse().GetHeaders()) != 0 || !contains(resp.GetOkResponse().GetHeadersToRemove(), "x-jwt-sub") {
 		t.Errorf("dry run with an invalid token set headers: %v", resp.GetOkResponse())
 	}
-	if got := w.Count("allow", "dry_run", "auth0"); got != 2 {
-		t.Errorf("checks_total{allow,dry_run,auth0} = %v, want 2", got)
+	if got := w.Count("allow", "dry_run", "auth0"); got != 3 {
+		t.Errorf("checks_total{allow,dry_run,auth0} = %v, want 3", got)
 	}
 }
 
