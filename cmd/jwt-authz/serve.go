@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/config"
@@ -255,6 +256,10 @@ func (s *server) reload(why string) {
 			s.rt = next
 			s.current.Store(next.Authorizer)
 			prev.Retire(next)
+			if !proto.Equal(prev.Config.GetListen(), cfg.GetListen()) || !proto.Equal(prev.Config.GetLimits(), cfg.GetLimits()) ||
+				!proto.Equal(prev.Config.GetHttpAuthz(), cfg.GetHttpAuthz()) {
+				s.log.Warn("listen, limits and http_authz changes take effect at the next restart")
+			}
 		}
 		s.mu.Unlock()
 	}
