@@ -161,18 +161,6 @@ func (c *TokenCache) DropKeys(provider string, kids []string) {
 	c.setGauge()
 }
 
-// Purge removes every entry, and with now set, only those expired by then.
-func (c *TokenCache) Purge(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range c.entries {
-		if now.IsZero() || now.UnixNano() >= e.v.exp {
-			c.unlink(e)
-		}
-	}
-	c.setGauge()
-}
-
 // Len returns the number of entries.
 func (c *TokenCache) Len() int {
 	c.mu.RLock()

@@ -108,9 +108,6 @@ var apigeeCodes = map[Reason]string{
 	ReasonInternalError:       "messaging.runtime.UnknownException",
 }
 
-// ApigeeErrorCode returns the Apigee error code a reason maps to.
-func ApigeeErrorCode(r Reason) string { return apigeeCodes[r] }
-
 // finishDeny fills the status, challenge and body of a denial.
 func (d *Decision) finishDeny(realm string, format BodyFormat) {
 	d.Allow = false

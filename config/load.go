@@ -14,7 +14,6 @@ import (
 	"os"
 	"regexp"
 	"sort"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -234,6 +233,3 @@ func show(v any) string {
 	}
 	return kind(v)
 }
-
-// trim is strings.TrimSpace; kept short for the validators.
-var trim = strings.TrimSpace

@@ -152,7 +152,7 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 		e.add(path+".clock_skew", "must be at most 600s")
 	}
 	for i, c := range p.GetRequiredClaims() {
-		if trim(c) == "" {
+		if strings.TrimSpace(c) == "" {
 			e.add(fmt.Sprintf("%s.required_claims[%d]", path, i), "must not be empty")
 		}
 	}
