@@ -52,6 +52,7 @@ type Config struct {
 	Logging       *Logging             `protobuf:"bytes,10,opt,name=logging,proto3" json:"logging,omitempty"`
 	HttpAuthz     *HTTPAuthz           `protobuf:"bytes,11,opt,name=http_authz,json=httpAuthz,proto3" json:"http_authz,omitempty"`
 	Limits        *Limits              `protobuf:"bytes,12,opt,name=limits,proto3" json:"limits,omitempty"`
+	Paths         *Paths               `protobuf:"bytes,13,opt,name=paths,proto3" json:"paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +167,13 @@ func (x *Config) GetHttpAuthz() *HTTPAuthz {
 func (x *Config) GetLimits() *Limits {
 	if x != nil {
 		return x.Limits
+	}
+	return nil
+}
+
+func (x *Config) GetPaths() *Paths {
+	if x != nil {
+		return x.Paths
 	}
 	return nil
 }
@@ -299,7 +307,8 @@ type Provider struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Compared byte for byte with the token's iss.
 	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	// The token's aud (string or array) must contain one of them. Empty: not checked.
+	// The token's aud (string or array) must contain one of them. Required
+	// unless skip_audience_check is true.
 	Audiences []string `protobuf:"bytes,3,rep,name=audiences,proto3" json:"audiences,omitempty"`
 	// Allowlist of JWS algorithms. Default [RS256]. Never "none", never HS*.
 	Algorithms []string `protobuf:"bytes,4,rep,name=algorithms,proto3" json:"algorithms,omitempty"`
@@ -317,9 +326,13 @@ type Provider struct {
 	// e.g. "x-jwt-payload": base64url of the verified payload JSON.
 	PayloadHeader string `protobuf:"bytes,12,opt,name=payload_header,json=payloadHeader,proto3" json:"payload_header,omitempty"`
 	// Default true. false: the token's header, parameter or cookie is removed upstream.
-	ForwardToken  *bool `protobuf:"varint,13,opt,name=forward_token,json=forwardToken,proto3,oneof" json:"forward_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ForwardToken *bool `protobuf:"varint,13,opt,name=forward_token,json=forwardToken,proto3,oneof" json:"forward_token,omitempty"`
+	// Leave the audience unchecked on purpose: any aud passes. Only for an
+	// issuer that mints tokens for this API alone; logged as a warning at
+	// start and on every reload.
+	SkipAudienceCheck bool `protobuf:"varint,14,opt,name=skip_audience_check,json=skipAudienceCheck,proto3" json:"skip_audience_check,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
@@ -443,6 +456,13 @@ func (x *Provider) GetForwardToken() bool {
 	return false
 }
 
+func (x *Provider) GetSkipAudienceCheck() bool {
+	if x != nil {
+		return x.SkipAudienceCheck
+	}
+	return false
+}
+
 type JWKS struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Exactly one of uri | discovery | file | inline.
@@ -457,9 +477,13 @@ type JWKS struct {
 	// Default 5s.
 	FetchTimeout *durationpb.Duration `protobuf:"bytes,7,opt,name=fetch_timeout,json=fetchTimeout,proto3" json:"fetch_timeout,omitempty"`
 	// Optional: last-known-good keys, written on every good fetch, read at start.
-	CacheFile     string `protobuf:"bytes,8,opt,name=cache_file,json=cacheFile,proto3" json:"cache_file,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CacheFile string `protobuf:"bytes,8,opt,name=cache_file,json=cacheFile,proto3" json:"cache_file,omitempty"`
+	// Allow http:// key sources (uri, the issuer used for discovery, a
+	// discovered jwks_uri) for hosts that are not loopback. Default false:
+	// keys fetched in clear text can be replaced by anyone on the path.
+	AllowInsecureHttp bool `protobuf:"varint,9,opt,name=allow_insecure_http,json=allowInsecureHttp,proto3" json:"allow_insecure_http,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JWKS) Reset() {
@@ -546,6 +570,13 @@ func (x *JWKS) GetCacheFile() string {
 		return x.CacheFile
 	}
 	return ""
+}
+
+func (x *JWKS) GetAllowInsecureHttp() bool {
+	if x != nil {
+		return x.AllowInsecureHttp
+	}
+	return false
 }
 
 type TokenSource struct {
@@ -1165,10 +1196,15 @@ type HTTPAuthz struct {
 	Enabled bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// Path prefix of the mode on the HTTP listener. Default "/authz".
 	PathPrefix string `protobuf:"bytes,2,opt,name=path_prefix,json=pathPrefix,proto3" json:"path_prefix,omitempty"`
-	// Trust X-Forwarded-* and X-Original-* headers for method, URI and host.
+	// Replaced by forwarded_headers; true is refused with a pointer to it.
 	TrustForwardedHeaders bool `protobuf:"varint,3,opt,name=trust_forwarded_headers,json=trustForwardedHeaders,proto3" json:"trust_forwarded_headers,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The one header family that carries the original method, URI and host:
+	// "" (none: the request line itself), "x-forwarded" (Traefik forwardAuth,
+	// Caddy forward_auth) or "x-original" (nginx auth_request). The other
+	// family is ignored.
+	ForwardedHeaders string `protobuf:"bytes,4,opt,name=forwarded_headers,json=forwardedHeaders,proto3" json:"forwarded_headers,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *HTTPAuthz) Reset() {
@@ -1220,6 +1256,13 @@ func (x *HTTPAuthz) GetTrustForwardedHeaders() bool {
 		return x.TrustForwardedHeaders
 	}
 	return false
+}
+
+func (x *HTTPAuthz) GetForwardedHeaders() string {
+	if x != nil {
+		return x.ForwardedHeaders
+	}
+	return ""
 }
 
 // Limits bound what one request can make the server do.
@@ -1295,11 +1338,69 @@ func (x *Limits) GetMaxHeaderBytes() uint32 {
 	return 0
 }
 
+// Paths says how request paths are read before rules match them.
+type Paths struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ";" parameters in a path segment ("/admin;x", "/public/..;/admin"):
+	// "reject" (default: 400 bad_request), "strip" (drop them before
+	// matching, as Tomcat and Jetty do) or "keep" (match them literally).
+	Parameters string `protobuf:"bytes,1,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	// Match path rules case-insensitively, for upstreams that serve /ADMIN
+	// as /admin. Default false (paths are case-sensitive).
+	CaseInsensitive bool `protobuf:"varint,2,opt,name=case_insensitive,json=caseInsensitive,proto3" json:"case_insensitive,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Paths) Reset() {
+	*x = Paths{}
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Paths) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Paths) ProtoMessage() {}
+
+func (x *Paths) ProtoReflect() protoreflect.Message {
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Paths.ProtoReflect.Descriptor instead.
+func (*Paths) Descriptor() ([]byte, []int) {
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Paths) GetParameters() string {
+	if x != nil {
+		return x.Parameters
+	}
+	return ""
+}
+
+func (x *Paths) GetCaseInsensitive() bool {
+	if x != nil {
+		return x.CaseInsensitive
+	}
+	return false
+}
+
 var File_jwtauthz_config_v1_config_proto protoreflect.FileDescriptor
 
 const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x1fjwtauthz/config/v1/config.proto\x12\x12jwtauthz.config.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe9\x04\n" +
+	"\x1fjwtauthz/config/v1/config.proto\x12\x12jwtauthz.config.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x9a\x05\n" +
 	"\x06Config\x122\n" +
 	"\x06listen\x18\x01 \x01(\v2\x1a.jwtauthz.config.v1.ListenR\x06listen\x12@\n" +
 	"\x0eshutdown_grace\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x12\x14\n" +
@@ -1315,7 +1416,8 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	" \x01(\v2\x1b.jwtauthz.config.v1.LoggingR\alogging\x12<\n" +
 	"\n" +
 	"http_authz\x18\v \x01(\v2\x1d.jwtauthz.config.v1.HTTPAuthzR\thttpAuthz\x122\n" +
-	"\x06limits\x18\f \x01(\v2\x1a.jwtauthz.config.v1.LimitsR\x06limits\"[\n" +
+	"\x06limits\x18\f \x01(\v2\x1a.jwtauthz.config.v1.LimitsR\x06limits\x12/\n" +
+	"\x05paths\x18\r \x01(\v2\x19.jwtauthz.config.v1.PathsR\x05paths\"[\n" +
 	"\x06Listen\x12\x12\n" +
 	"\x04grpc\x18\x01 \x01(\tR\x04grpc\x12\x12\n" +
 	"\x04http\x18\x02 \x01(\tR\x04http\x12)\n" +
@@ -1323,7 +1425,7 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\x03TLS\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
-	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xc0\x04\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xf0\x04\n" +
 	"\bProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1c\n" +
@@ -1342,8 +1444,9 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	" \x03(\v2\x1f.jwtauthz.config.v1.TokenSourceR\x04from\x12D\n" +
 	"\rclaim_headers\x18\v \x03(\v2\x1f.jwtauthz.config.v1.ClaimHeaderR\fclaimHeaders\x12%\n" +
 	"\x0epayload_header\x18\f \x01(\tR\rpayloadHeader\x12(\n" +
-	"\rforward_token\x18\r \x01(\bH\x00R\fforwardToken\x88\x01\x01B\x10\n" +
-	"\x0e_forward_token\"\xd4\x02\n" +
+	"\rforward_token\x18\r \x01(\bH\x00R\fforwardToken\x88\x01\x01\x12.\n" +
+	"\x13skip_audience_check\x18\x0e \x01(\bR\x11skipAudienceCheckB\x10\n" +
+	"\x0e_forward_token\"\x84\x03\n" +
 	"\x04JWKS\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x1c\n" +
 	"\tdiscovery\x18\x02 \x01(\bR\tdiscovery\x12\x12\n" +
@@ -1353,7 +1456,8 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\x14min_refresh_interval\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x12minRefreshInterval\x12>\n" +
 	"\rfetch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\ffetchTimeout\x12\x1d\n" +
 	"\n" +
-	"cache_file\x18\b \x01(\tR\tcacheFile\"\x85\x01\n" +
+	"cache_file\x18\b \x01(\tR\tcacheFile\x12.\n" +
+	"\x13allow_insecure_http\x18\t \x01(\bR\x11allowInsecureHttp\"\x85\x01\n" +
 	"\vTokenSource\x12:\n" +
 	"\x06header\x18\x01 \x01(\v2 .jwtauthz.config.v1.HeaderSourceH\x00R\x06header\x12\x16\n" +
 	"\x05query\x18\x02 \x01(\tH\x00R\x05query\x12\x18\n" +
@@ -1399,18 +1503,24 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\f_max_entries\"F\n" +
 	"\aLogging\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\tR\x05level\x12%\n" +
-	"\x0edecision_level\x18\x02 \x01(\tR\rdecisionLevel\"~\n" +
+	"\x0edecision_level\x18\x02 \x01(\tR\rdecisionLevel\"\xab\x01\n" +
 	"\tHTTPAuthz\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1f\n" +
 	"\vpath_prefix\x18\x02 \x01(\tR\n" +
 	"pathPrefix\x126\n" +
-	"\x17trust_forwarded_headers\x18\x03 \x01(\bR\x15trustForwardedHeaders\"\xb5\x01\n" +
+	"\x17trust_forwarded_headers\x18\x03 \x01(\bR\x15trustForwardedHeaders\x12+\n" +
+	"\x11forwarded_headers\x18\x04 \x01(\tR\x10forwardedHeaders\"\xb5\x01\n" +
 	"\x06Limits\x12*\n" +
 	"\x11max_request_bytes\x18\x01 \x01(\rR\x0fmaxRequestBytes\x124\n" +
 	"\x16max_concurrent_streams\x18\x02 \x01(\rR\x14maxConcurrentStreams\x12\x1f\n" +
 	"\vmax_headers\x18\x03 \x01(\rR\n" +
 	"maxHeaders\x12(\n" +
-	"\x10max_header_bytes\x18\x04 \x01(\rR\x0emaxHeaderBytesBAZ?github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1;configv1b\x06proto3"
+	"\x10max_header_bytes\x18\x04 \x01(\rR\x0emaxHeaderBytes\"R\n" +
+	"\x05Paths\x12\x1e\n" +
+	"\n" +
+	"parameters\x18\x01 \x01(\tR\n" +
+	"parameters\x12)\n" +
+	"\x10case_insensitive\x18\x02 \x01(\bR\x0fcaseInsensitiveBAZ?github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1;configv1b\x06proto3"
 
 var (
 	file_jwtauthz_config_v1_config_proto_rawDescOnce sync.Once
@@ -1424,7 +1534,7 @@ func file_jwtauthz_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_jwtauthz_config_v1_config_proto_rawDescData
 }
 
-var file_jwtauthz_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_jwtauthz_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_jwtauthz_config_v1_config_proto_goTypes = []any{
 	(*Config)(nil),              // 0: jwtauthz.config.v1.Config
 	(*Listen)(nil),              // 1: jwtauthz.config.v1.Listen
@@ -1442,38 +1552,40 @@ var file_jwtauthz_config_v1_config_proto_goTypes = []any{
 	(*Logging)(nil),             // 13: jwtauthz.config.v1.Logging
 	(*HTTPAuthz)(nil),           // 14: jwtauthz.config.v1.HTTPAuthz
 	(*Limits)(nil),              // 15: jwtauthz.config.v1.Limits
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
-	(*structpb.Value)(nil),      // 17: google.protobuf.Value
+	(*Paths)(nil),               // 16: jwtauthz.config.v1.Paths
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
+	(*structpb.Value)(nil),      // 18: google.protobuf.Value
 }
 var file_jwtauthz_config_v1_config_proto_depIdxs = []int32{
 	1,  // 0: jwtauthz.config.v1.Config.listen:type_name -> jwtauthz.config.v1.Listen
-	16, // 1: jwtauthz.config.v1.Config.shutdown_grace:type_name -> google.protobuf.Duration
+	17, // 1: jwtauthz.config.v1.Config.shutdown_grace:type_name -> google.protobuf.Duration
 	3,  // 2: jwtauthz.config.v1.Config.providers:type_name -> jwtauthz.config.v1.Provider
 	8,  // 3: jwtauthz.config.v1.Config.rules:type_name -> jwtauthz.config.v1.Rule
 	12, // 4: jwtauthz.config.v1.Config.token_cache:type_name -> jwtauthz.config.v1.TokenCache
-	16, // 5: jwtauthz.config.v1.Config.lameduck:type_name -> google.protobuf.Duration
+	17, // 5: jwtauthz.config.v1.Config.lameduck:type_name -> google.protobuf.Duration
 	13, // 6: jwtauthz.config.v1.Config.logging:type_name -> jwtauthz.config.v1.Logging
 	14, // 7: jwtauthz.config.v1.Config.http_authz:type_name -> jwtauthz.config.v1.HTTPAuthz
 	15, // 8: jwtauthz.config.v1.Config.limits:type_name -> jwtauthz.config.v1.Limits
-	2,  // 9: jwtauthz.config.v1.Listen.tls:type_name -> jwtauthz.config.v1.TLS
-	4,  // 10: jwtauthz.config.v1.Provider.jwks:type_name -> jwtauthz.config.v1.JWKS
-	16, // 11: jwtauthz.config.v1.Provider.clock_skew:type_name -> google.protobuf.Duration
-	16, // 12: jwtauthz.config.v1.Provider.max_lifetime:type_name -> google.protobuf.Duration
-	5,  // 13: jwtauthz.config.v1.Provider.from:type_name -> jwtauthz.config.v1.TokenSource
-	7,  // 14: jwtauthz.config.v1.Provider.claim_headers:type_name -> jwtauthz.config.v1.ClaimHeader
-	16, // 15: jwtauthz.config.v1.JWKS.refresh_interval:type_name -> google.protobuf.Duration
-	16, // 16: jwtauthz.config.v1.JWKS.min_refresh_interval:type_name -> google.protobuf.Duration
-	16, // 17: jwtauthz.config.v1.JWKS.fetch_timeout:type_name -> google.protobuf.Duration
-	6,  // 18: jwtauthz.config.v1.TokenSource.header:type_name -> jwtauthz.config.v1.HeaderSource
-	9,  // 19: jwtauthz.config.v1.Rule.match:type_name -> jwtauthz.config.v1.Match
-	10, // 20: jwtauthz.config.v1.Rule.require:type_name -> jwtauthz.config.v1.Requirement
-	11, // 21: jwtauthz.config.v1.Requirement.claims:type_name -> jwtauthz.config.v1.ClaimRequirement
-	17, // 22: jwtauthz.config.v1.ClaimRequirement.values:type_name -> google.protobuf.Value
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	16, // 9: jwtauthz.config.v1.Config.paths:type_name -> jwtauthz.config.v1.Paths
+	2,  // 10: jwtauthz.config.v1.Listen.tls:type_name -> jwtauthz.config.v1.TLS
+	4,  // 11: jwtauthz.config.v1.Provider.jwks:type_name -> jwtauthz.config.v1.JWKS
+	17, // 12: jwtauthz.config.v1.Provider.clock_skew:type_name -> google.protobuf.Duration
+	17, // 13: jwtauthz.config.v1.Provider.max_lifetime:type_name -> google.protobuf.Duration
+	5,  // 14: jwtauthz.config.v1.Provider.from:type_name -> jwtauthz.config.v1.TokenSource
+	7,  // 15: jwtauthz.config.v1.Provider.claim_headers:type_name -> jwtauthz.config.v1.ClaimHeader
+	17, // 16: jwtauthz.config.v1.JWKS.refresh_interval:type_name -> google.protobuf.Duration
+	17, // 17: jwtauthz.config.v1.JWKS.min_refresh_interval:type_name -> google.protobuf.Duration
+	17, // 18: jwtauthz.config.v1.JWKS.fetch_timeout:type_name -> google.protobuf.Duration
+	6,  // 19: jwtauthz.config.v1.TokenSource.header:type_name -> jwtauthz.config.v1.HeaderSource
+	9,  // 20: jwtauthz.config.v1.Rule.match:type_name -> jwtauthz.config.v1.Match
+	10, // 21: jwtauthz.config.v1.Rule.require:type_name -> jwtauthz.config.v1.Requirement
+	11, // 22: jwtauthz.config.v1.Requirement.claims:type_name -> jwtauthz.config.v1.ClaimRequirement
+	18, // 23: jwtauthz.config.v1.ClaimRequirement.values:type_name -> google.protobuf.Value
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_jwtauthz_config_v1_config_proto_init() }
@@ -1494,7 +1606,7 @@ func file_jwtauthz_config_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jwtauthz_config_v1_config_proto_rawDesc), len(file_jwtauthz_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
