@@ -106,6 +106,7 @@ var apigeeCodes = map[Reason]string{
 	ReasonNoMatchingRule:      "accesscontrol.IPDeniedAccess",
 	ReasonKeysUnavailable:     "steps.jwt.NoMatchingPublicKey",
 	ReasonInternalError:       "messaging.runtime.UnknownException",
+	ReasonBadRequest:          "protocol.http.BadRequest",
 }
 
 // finishDeny fills the status, challenge and body of a denial.

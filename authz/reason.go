@@ -27,6 +27,11 @@ const (
 	ReasonNoMatchingRule      Reason = "no_matching_rule"
 	ReasonKeysUnavailable     Reason = "keys_unavailable"
 	ReasonInternalError       Reason = "internal_error"
+	// ReasonBadRequest is a request that cannot be read one way only: a
+	// path or host that does not normalise, ";" path parameters under the
+	// default policy, disagreeing or repeated forwarded headers. It is not a
+	// token problem, so it answers 400 without a challenge.
+	ReasonBadRequest Reason = "bad_request"
 )
 
 // Reasons lists every Reason, in the contract's order.
@@ -35,7 +40,7 @@ var Reasons = []Reason{
 	ReasonUnknownIssuer, ReasonDisallowedAlgorithm, ReasonUnknownKey, ReasonInvalidSignature,
 	ReasonExpired, ReasonNotYetValid, ReasonInvalidAudience, ReasonTokenTooOld, ReasonInvalidType,
 	ReasonMissingClaim, ReasonInsufficientScope, ReasonClaimMismatch, ReasonNoMatchingRule,
-	ReasonKeysUnavailable, ReasonInternalError,
+	ReasonKeysUnavailable, ReasonInternalError, ReasonBadRequest,
 }
 
 // outcome is one row of the table that maps a reason to its HTTP answer.
@@ -65,6 +70,7 @@ var outcomes = map[Reason]outcome{
 	ReasonNoMatchingRule:      {403, "insufficient_scope"},
 	ReasonKeysUnavailable:     {503, "temporarily_unavailable"},
 	ReasonInternalError:       {500, "server_error"},
+	ReasonBadRequest:          {400, "invalid_request"},
 }
 
 // Status returns the HTTP status a denial for r answers with (200 for the

@@ -180,6 +180,8 @@ func lowerKeys(m map[string]string) map[string]string {
 // grpcCode maps a denial's HTTP status to the CheckResponse status code.
 func grpcCode(status int) codes.Code {
 	switch status {
+	case 400:
+		return codes.InvalidArgument
 	case 401:
 		return codes.Unauthenticated
 	case 403:
