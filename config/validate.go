@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwtauthz/jwt-authz/authz"
+	"github.com/jwtauthz/jwt-authz/httpauthz"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
 )
 
@@ -95,6 +96,18 @@ func validate(e *fieldErrors, c *configv1.Config) {
 	}
 	if hz := c.GetHttpAuthz(); hz != nil && hz.GetPathPrefix() != "" && !strings.HasPrefix(hz.GetPathPrefix(), "/") {
 		e.add("http_authz.path_prefix", "must start with \"/\"")
+	}
+	validateHTTPAuthz(e, c.GetHttpAuthz())
+}
+
+// validateHTTPAuthz: one trusted forwarded-header family, named.
+func validateHTTPAuthz(e *fieldErrors, hz *configv1.HTTPAuthz) {
+	if hz.GetTrustForwardedHeaders() {
+		e.add("http_authz.trust_forwarded_headers", "replaced by http_authz.forwarded_headers: set it to %q (Traefik forwardAuth, Caddy forward_auth) or %q (nginx auth_request) and remove this field",
+			httpauthz.ForwardedXForwarded, httpauthz.ForwardedXOriginal)
+	}
+	if _, err := httpauthz.ParseForwarded(hz.GetForwardedHeaders()); err != nil {
+		e.add("http_authz.forwarded_headers", "%v", err)
 	}
 }
 

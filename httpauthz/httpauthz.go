@@ -5,18 +5,21 @@
 // force, and renders the Decision as the status, headers and body those
 // proxies understand. It decides nothing itself.
 //
-// The original request is recovered in two ways:
+// The original request is recovered in one of two ways, chosen by
+// Options.Forwarded:
 //
-//   - From the subrequest itself (Envoy `http_service`): method, host and
-//     headers as received, the path with PathPrefix removed. Envoy appends
-//     the original path (query included) to its configured path_prefix.
-//   - Only when TrustForwarded is set, from the headers the other proxies
-//     send: X-Original-Method / X-Original-URI / X-Original-Host (nginx, by
-//     convention: set them with proxy_set_header) first, then
-//     X-Forwarded-Method / X-Forwarded-Uri / X-Forwarded-Host (Traefik,
-//     Caddy). Enable it only when every path to this listener goes through a
-//     proxy that overwrites those headers: otherwise a client picks the path
-//     its request is authorized for.
+//   - ForwardedNone (Envoy `http_service`): from the subrequest itself:
+//     method, host and headers as received, the path with PathPrefix
+//     removed. Envoy appends the original path (query included) to its
+//     configured path_prefix. Every forwarded header is ignored.
+//   - ForwardedXForwarded (Traefik `forwardAuth`, Caddy `forward_auth`) or
+//     ForwardedXOriginal (nginx `auth_request` with proxy_set_header): from
+//     exactly one family of headers, see Family. Those proxies copy every
+//     client header into the subrequest and overwrite only their own
+//     family, so the other family is the client's: it is ignored, and a
+//     request where it disagrees with the trusted one is refused, as is a
+//     trusted header that is missing, repeated or not well formed. The
+//     refusal is a bad_request decision (400): one request, one view.
 //
 // Answers:
 //
@@ -27,8 +30,9 @@
 //     but `auth_request_set $v $upstream_http_x_jwt_sub;` followed by
 //     `proxy_set_header x-jwt-sub $v;` overwrites a client's header, and
 //     nginx drops a header whose value is empty, so an absent claim removes
-//     it too. Traefik's authResponseHeaders and Caddy's copy_headers replace
-//     the listed request headers in the same way.
+//     it too. What Traefik's authResponseHeaders and Caddy's copy_headers do
+//     with a header the answer leaves out differs (by version, for Caddy):
+//     docs/http-mode.md says how to configure each.
 //   - Denied: the Decision's status, `www-authenticate`, `retry-after`,
 //     `content-type` and body. nginx passes 401 and 403 through and turns
 //     any other status (503 keys_unavailable) into 500. Of the
@@ -51,7 +55,6 @@ package httpauthz
 import (
 	"log/slog"
 	"net/http"
-	"net/url"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -79,9 +82,11 @@ type Options struct {
 	// PathPrefix is where the handler is mounted; "" means "/authz". A
 	// trailing "/" is ignored. The original path is what follows it.
 	PathPrefix string
-	// TrustForwarded takes the original method, URI and host from the
-	// X-Original-* and X-Forwarded-* headers. False ignores them.
-	TrustForwarded bool
+	// Forwarded is the one header family that carries the original method,
+	// URI and host; ForwardedNone (the zero value) takes them from the
+	// subrequest and ignores every forwarded header. An unknown value is
+	// treated as ForwardedNone; check configured names with ParseForwarded.
+	Forwarded Forwarded
 	// Logger receives panics; nil discards.
 	Logger *slog.Logger
 }
@@ -89,7 +94,7 @@ type Options struct {
 type handler struct {
 	current *atomic.Pointer[authz.Authorizer]
 	prefix  string
-	trust   bool
+	family  Forwarded
 	log     *slog.Logger
 }
 
@@ -101,7 +106,11 @@ func NewHandler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{current: o.Authorizer, prefix: cleanPrefix(o.PathPrefix), trust: o.TrustForwarded, log: o.Logger}
+	family, err := ParseForwarded(string(o.Forwarded))
+	if err != nil {
+		family = ForwardedNone
+	}
+	return &handler{current: o.Authorizer, prefix: cleanPrefix(o.PathPrefix), family: family, log: o.Logger}
 }
 
 // Route sends requests for prefix and everything under prefix+"/" to h,
@@ -184,8 +193,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	req, bad := h.Request(r, path)
 	if bad != "" {
-		// Bad input is a deny, as in the gRPC adapter.
-		d := a.Deny(authz.ReasonMalformedToken, bad)
+		// A request that cannot be read one way only is a deny, as in
+		// the gRPC adapter.
+		d := a.Deny(authz.ReasonBadRequest, bad)
 		a.Observe(r.Context(), &d, time.Since(start))
 		write(w, &d)
 		return
@@ -195,7 +205,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Request translates a subrequest whose path, prefix removed, is path. It
-// returns a description when the forwarded headers are ambiguous.
+// returns a description when the forwarded headers do not tell one
+// request.
 func (h *handler) Request(r *http.Request, path string) (*authz.Request, string) {
 	req := &authz.Request{
 		Method:  r.Method,
@@ -206,75 +217,15 @@ func (h *handler) Request(r *http.Request, path string) (*authz.Request, string)
 	for k, vs := range r.Header {
 		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
-	if !h.trust {
+	if h.family == ForwardedNone {
 		return req, ""
 	}
-	method, bad := forwarded(r.Header, "X-Original-Method", "X-Forwarded-Method")
+	v, bad := readForwarded(h.family, r.Header)
 	if bad != "" {
 		return nil, bad
 	}
-	uri, bad := forwarded(r.Header, "X-Original-Uri", "X-Forwarded-Uri")
-	if bad != "" {
-		return nil, bad
-	}
-	host, bad := forwarded(r.Header, "X-Original-Host", "X-Forwarded-Host")
-	if bad != "" {
-		return nil, bad
-	}
-	if method != "" {
-		req.Method = method
-	}
-	if uri != "" {
-		p, uhost := splitURI(uri)
-		req.Path = p
-		if host == "" && uhost != "" {
-			host = uhost
-		}
-	}
-	if host != "" {
-		// X-Forwarded-Host may list every hop; the first is what the
-		// client asked for.
-		host, _, _ = strings.Cut(host, ",")
-		req.Host = strings.TrimSpace(host)
-	}
+	req.Method, req.Path, req.Host = v.method, v.uri, v.host
 	return req, ""
-}
-
-// forwarded returns the value of the first of names present. A header
-// sent more than once is refused: which copy the proxy wrote and which the
-// client smuggled cannot be told apart.
-func forwarded(h http.Header, names ...string) (string, string) {
-	for _, n := range names {
-		vs := h.Values(n)
-		switch len(vs) {
-		case 0:
-			continue
-		case 1:
-			return strings.TrimSpace(vs[0]), ""
-		}
-		return "", "repeated " + strings.ToLower(n) + " header"
-	}
-	return "", ""
-}
-
-// splitURI accepts a request target in origin form ("/p?q") or absolute
-// form ("https://h/p?q", as some proxies send) and returns the path with
-// its query, and the host of an absolute form.
-func splitURI(uri string) (string, string) {
-	if strings.HasPrefix(uri, "/") {
-		return uri, ""
-	}
-	if u, err := url.Parse(uri); err == nil && u.Scheme != "" && u.Host != "" {
-		p := u.EscapedPath()
-		if p == "" {
-			p = "/"
-		}
-		if u.RawQuery != "" {
-			p += "?" + u.RawQuery
-		}
-		return p, u.Host
-	}
-	return uri, "" // authz normalizes it (a leading "/" is added)
 }
 
 // write renders a Decision.

@@ -48,7 +48,7 @@ rules:
 type fixture struct {
 	iss              *jwkstest.Issuer
 	current          *atomic.Pointer[authz.Authorizer]
-	direct, trusting http.Handler
+	direct, xfwd, xorig http.Handler
 	good, admin      string
 }
 
@@ -62,7 +62,8 @@ func newFixture(t *testing.T) *fixture {
 		iss:      iss,
 		current:  st.Current,
 		direct:   httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current}),
-		trusting: httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", TrustForwarded: true}),
+		xfwd:     httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXForwarded}),
+		xorig:    httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXOriginal}),
 		good:     iss.Sign(t, iss.Claims("client-1@clients")),
 		admin:    iss.Sign(t, admin),
 	}
@@ -76,6 +77,7 @@ type result struct {
 	Sub       string
 	Remove    string
 	BodyError string
+	Detail    string // error_description of a bad_request
 }
 
 func do(t *testing.T, h http.Handler, method, target string, hdr http.Header) (result, *http.Response) {
@@ -100,8 +102,9 @@ func do(t *testing.T, h http.Handler, method, target string, hdr http.Header) (r
 	}
 	if len(body) > 0 && resp.Header.Get("Content-Type") == "application/json" {
 		var b struct {
-			Error  string `json:"error"`
-			Reason string `json:"reason"`
+			Error       string `json:"error"`
+			Reason      string `json:"reason"`
+			Description string `json:"error_description"`
 		}
 		if err := json.Unmarshal(body, &b); err != nil {
 			t.Fatalf("deny body %q: %v", body, err)
@@ -110,6 +113,9 @@ func do(t *testing.T, h http.Handler, method, target string, hdr http.Header) (r
 			t.Errorf("body reason %q, header reason %q", b.Reason, res.Reason)
 		}
 		res.BodyError = b.Error
+		if b.Reason == "bad_request" {
+			res.Detail = b.Description
+		}
 	}
 	return res, resp
 }
@@ -201,8 +207,8 @@ func TestEnvoyHTTPService(t *testing.T) {
 	runCases(t, f.direct, tests)
 }
 
-// TestForwardedHeaders: nginx (X-Original-*), Traefik and Caddy
-// (X-Forwarded-*), trusted.
+// TestForwardedHeaders: nginx (x-original) and Traefik, Caddy
+// (x-forwarded), each trusting its own family only.
 func TestForwardedHeaders(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -214,57 +220,61 @@ func TestForwardedHeaders(t *testing.T) {
 		return out
 	}
 	missing := result{Status: 401, Reason: "missing_token", Challenge: realm, BodyError: "unauthorized"}
-	tests := []testCase{
-		{
-			name: "nginx: original URI", target: "/authz", hdr: h("X-Original-Uri", "/healthz?probe=1", "X-Original-Method", "GET"),
-			want: result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"},
-		},
-		{
-			name: "nginx: original method", target: "/authz", hdr: h("X-Original-Uri", "/healthz", "X-Original-Method", "DELETE"),
-			want: missing,
-		},
-		{
-			name: "traefik: forwarded method and URI", method: "GET", target: "/authz/",
-			hdr: h("X-Forwarded-Method", "PUT", "X-Forwarded-Uri", "/admin/x", "X-Forwarded-Proto", "https",
-				"X-Forwarded-Host", "api.example.com", "Authorization", "Bearer "+f.good),
-			want: result{Status: 403, Reason: "insufficient_scope", BodyError: "insufficient_scope",
-				Challenge: realm + `, error="insufficient_scope", scope="admin:write"`},
-		},
-		{
-			name: "caddy: forwarded URI with a token", target: "/authz", hdr: h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/json", "Authorization", "Bearer "+f.good),
-			want: result{Status: 200, Reason: "ok", Sub: "client-1@clients", Remove: "x-jwt-permissions"},
-		},
-		{
-			name: "X-Original-* wins over X-Forwarded-*", target: "/authz", hdr: h("X-Original-Uri", "/healthz", "X-Forwarded-Uri", "/json"),
-			want: result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"},
-		},
-		{
-			name: "forwarded host selects a host rule", target: "/authz", hdr: h("X-Forwarded-Uri", "/internal/x", "X-Forwarded-Host", "internal.example.com:443, proxy.local"),
-			want: result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"},
-		},
-		{
-			name: "absolute URI carries the host", target: "/authz", hdr: h("X-Forwarded-Uri", "https://internal.example.com/internal/x"),
-			want: result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"},
-		},
-		{
-			name: "without the host the host rule does not match", target: "/authz", hdr: h("X-Forwarded-Uri", "/internal/x"),
-			want: missing,
-		},
-		{
-			name: "dot segments in the forwarded URI", target: "/authz", hdr: h("X-Original-Uri", "/healthz/../admin"),
-			want: missing,
-		},
-		{
-			name: "no forwarded headers: the subrequest's own path", target: "/authz/healthz",
-			want: result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"},
-		},
-		{
-			name: "repeated forwarded URI is refused", target: "/authz", hdr: h("X-Forwarded-Uri", "/healthz", "X-Forwarded-Uri", "/admin"),
-			want: result{Status: 401, Reason: "malformed_token", BodyError: "invalid_token",
-				Challenge: realm + `, error="invalid_token", error_description="repeated x-forwarded-uri header"`},
-		},
+	anonymous := result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"}
+	bad := func(desc string) result {
+		return result{Status: 400, Reason: "bad_request", BodyError: "invalid_request", Detail: desc}
 	}
-	runCases(t, f.trusting, tests)
+	orig := func(method, uri, host string, kv ...string) http.Header {
+		return h(append([]string{"X-Original-Method", method, "X-Original-Uri", uri, "X-Original-Host", host}, kv...)...)
+	}
+	fwd := func(method, uri, host string, kv ...string) http.Header {
+		return h(append([]string{"X-Forwarded-Method", method, "X-Forwarded-Uri", uri, "X-Forwarded-Host", host, "X-Forwarded-Proto", "https"}, kv...)...)
+	}
+	xorig := []testCase{
+		{name: "original URI", target: "/authz", hdr: orig("GET", "/healthz?probe=1", "api.example.com"), want: anonymous},
+		{name: "original method", target: "/authz", hdr: orig("DELETE", "/healthz", "api.example.com"), want: missing},
+		{name: "original host selects a host rule", target: "/authz", hdr: orig("GET", "/internal/x", "internal.example.com:443"), want: anonymous},
+		{name: "dot segments in the URI", target: "/authz", hdr: orig("GET", "/healthz/../admin", "api.example.com"), want: missing},
+		{name: "the other family is ignored when it agrees", target: "/authz",
+			hdr: orig("GET", "/healthz", "api.example.com", "X-Forwarded-Uri", "/healthz", "X-Forwarded-Method", "get", "X-Forwarded-For", "203.0.113.7"), want: anonymous},
+		{name: "a front balancer's x-forwarded-proto alone is ignored", target: "/authz",
+			hdr: orig("GET", "/healthz", "api.example.com", "X-Forwarded-Proto", "https"), want: anonymous},
+		{name: "the other family disagreeing is refused", target: "/authz",
+			hdr: orig("GET", "/admin/delete", "api.example.com", "X-Forwarded-Uri", "/healthz"), want: bad("x-forwarded-uri header disagrees with x-original-uri")},
+		{name: "the subrequest's own path is not used", target: "/authz/healthz", want: bad("missing x-original-method header")},
+		{name: "missing host", target: "/authz", hdr: h("X-Original-Method", "GET", "X-Original-Uri", "/healthz"), want: bad("missing x-original-host header")},
+		{name: "repeated URI", target: "/authz", hdr: orig("GET", "/healthz", "api.example.com", "X-Original-Uri", "/admin"), want: bad("repeated x-original-uri header")},
+		{name: "repeated under another spelling", target: "/authz", hdr: orig("GET", "/healthz", "api.example.com", "X_Original_Uri", "/admin"), want: bad("repeated x-original-uri header")},
+		{name: "host list", target: "/authz", hdr: orig("GET", "/internal/x", "internal.example.com, api.example.com"), want: bad("repeated x-original-host header")},
+		{name: "proto that is not a scheme", target: "/authz", hdr: orig("GET", "/healthz", "api.example.com", "X-Original-Proto", "ht tp"), want: bad("x-original-proto header is not a scheme")},
+		{name: "URI that is not a request target", target: "/authz", hdr: orig("GET", "healthz", "api.example.com"), want: bad("x-original-uri header is not a request target")},
+	}
+	xfwd := []testCase{
+		{name: "forwarded method and URI", target: "/authz/",
+			hdr: fwd("PUT", "/admin/x", "api.example.com", "Authorization", "Bearer "+f.good),
+			want: result{Status: 403, Reason: "insufficient_scope", BodyError: "insufficient_scope",
+				Challenge: realm + `, error="insufficient_scope", scope="admin:write"`}},
+		{name: "forwarded URI with a token", target: "/authz", hdr: fwd("GET", "/json", "api.example.com", "Authorization", "Bearer "+f.good),
+			want: result{Status: 200, Reason: "ok", Sub: "client-1@clients", Remove: "x-jwt-permissions"}},
+		{name: "forwarded host selects a host rule", target: "/authz", hdr: fwd("GET", "/internal/x", "internal.example.com:443"), want: anonymous},
+		{name: "absolute URI agreeing with the host", target: "/authz", hdr: fwd("GET", "https://internal.example.com/internal/x", "internal.example.com"), want: anonymous},
+		{name: "absolute URI naming another host", target: "/authz", hdr: fwd("GET", "https://internal.example.com/internal/x", "api.example.com"), want: bad("x-forwarded-uri host disagrees with x-forwarded-host")},
+		{name: "absolute URI naming another scheme", target: "/authz", hdr: fwd("GET", "http://internal.example.com/internal/x", "internal.example.com"), want: bad("x-forwarded-uri scheme disagrees with x-forwarded-proto")},
+		{name: "client's X-Original-Uri beside the proxy's X-Forwarded-Uri", target: "/authz",
+			hdr: fwd("GET", "/admin/delete", "api.example.com", "X-Original-Uri", "/healthz"), want: bad("x-original-uri header disagrees with x-forwarded-uri")},
+		{name: "client's X-Original-Host beside the proxy's X-Forwarded-Host", target: "/authz",
+			hdr: fwd("GET", "/internal/x", "api.example.com", "X-Original-Host", "internal.example.com"), want: bad("x-original-host header disagrees with x-forwarded-host")},
+		{name: "client's X-Original-Method beside the proxy's", target: "/authz",
+			hdr: fwd("POST", "/healthz", "api.example.com", "X-Original-Method", "GET"), want: bad("x-original-method header disagrees with x-forwarded-method")},
+		{name: "client's X-Original-Proto beside the proxy's", target: "/authz",
+			hdr: fwd("GET", "/healthz", "api.example.com", "X-Original-Proto", "http"), want: bad("x-original-proto header disagrees with x-forwarded-proto")},
+		{name: "repeated forwarded URI is refused", target: "/authz", hdr: fwd("GET", "/healthz", "api.example.com", "X-Forwarded-Uri", "/admin"), want: bad("repeated x-forwarded-uri header")},
+		{name: "method list is refused", target: "/authz", hdr: fwd("GET, POST", "/healthz", "api.example.com"), want: bad("repeated x-forwarded-method header")},
+		{name: "empty URI is refused", target: "/authz", hdr: h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "", "X-Forwarded-Host", "api.example.com"), want: bad("x-forwarded-uri header is empty")},
+		{name: "missing URI is refused", target: "/authz/healthz", hdr: h("X-Forwarded-Method", "GET", "X-Forwarded-Host", "api.example.com"), want: bad("missing x-forwarded-uri header")},
+	}
+	t.Run("x-original", func(t *testing.T) { runCases(t, f.xorig, xorig) })
+	t.Run("x-forwarded", func(t *testing.T) { runCases(t, f.xfwd, xfwd) })
 }
 
 func TestResponseHeaders(t *testing.T) {

@@ -116,7 +116,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	iss := jwkstest.New(t, jwkstest.Options{})
 	st := stacktest.Start(t, fmt.Sprintf(nginxYAML, iss.IssuerURL(), iss.JWKSURL()), stacktest.Options{})
 	authzSrv := httptest.NewServer(httpauthz.Route("/authz",
-		httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, TrustForwarded: true}),
+		httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, Forwarded: httpauthz.ForwardedXOriginal}),
 		http.NotFoundHandler()))
 	t.Cleanup(authzSrv.Close)
 	target := httptest.NewServer(mocktarget.New(mocktarget.Options{}))

@@ -152,10 +152,10 @@ func serve(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) in
 		// auth_request, Traefik forwardAuth and Caddy forward_auth. The
 		// listener is chosen at start; a reload does not move it.
 		handler = httpauthz.Route(hz.GetPathPrefix(), httpauthz.NewHandler(httpauthz.Options{
-			Authorizer:     &s.current,
-			PathPrefix:     hz.GetPathPrefix(),
-			TrustForwarded: hz.GetTrustForwardedHeaders(),
-			Logger:         logger,
+			Authorizer: &s.current,
+			PathPrefix: hz.GetPathPrefix(),
+			Forwarded:  httpauthz.Forwarded(hz.GetForwardedHeaders()),
+			Logger:     logger,
 		}), handler)
 	}
 	httpSrv := &http.Server{
