@@ -167,6 +167,27 @@ func TestNginxAuthRequest(t *testing.T) {
 		}
 	})
 
+	// nginx replaces a client's X-Original-* with its own
+	// (proxy_set_header); a client's X-Forwarded-* reaches jwt-authz, which
+	// trusts x-original only and refuses a disagreeing one with 400, which
+	// auth_request turns into 500. The upstream is never reached.
+	t.Run("forwarded headers from the client", func(t *testing.T) {
+		resp, body := get(t, base+"/admin/users", "", map[string]string{
+			"X-Original-Uri": "/echo", "X-Original-Host": "public.example.com", "X-Original-Method": "GET",
+		})
+		if resp.StatusCode != 401 || resp.Header.Get("X-Jwt-Authz-Reason") != "missing_token" {
+			t.Errorf("client's X-Original-*: %d %q, want 401 missing_token; body %s", resp.StatusCode, resp.Header.Get("X-Jwt-Authz-Reason"), body)
+		}
+		resp, body = get(t, base+"/admin/users", "", map[string]string{"X-Forwarded-Uri": "/echo", "Authorization": "Bearer " + good})
+		if resp.StatusCode != 500 || bytes.Contains(body, []byte(`"url"`)) {
+			t.Errorf("client's disagreeing X-Forwarded-Uri: %d, want 500 (auth_request's answer to a 400); body %s", resp.StatusCode, body)
+		}
+		resp, body = get(t, base+"/echo", "public.example.com", map[string]string{"X-Forwarded-Uri": "/echo", "X-Forwarded-Host": "public.example.com"})
+		if resp.StatusCode != 200 {
+			t.Errorf("client's agreeing X-Forwarded-*: %d, want 200; body %s", resp.StatusCode, body)
+		}
+	})
+
 	denials := []struct {
 		name      string
 		path      string
