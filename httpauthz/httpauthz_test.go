@@ -46,10 +46,10 @@ rules:
 // fixture is a running authorizer with one issuer and the handler in both
 // trust modes.
 type fixture struct {
-	iss              *jwkstest.Issuer
-	current          *atomic.Pointer[authz.Authorizer]
+	iss                 *jwkstest.Issuer
+	current             *atomic.Pointer[authz.Authorizer]
 	direct, xfwd, xorig http.Handler
-	good, admin      string
+	good, admin         string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -59,13 +59,13 @@ func newFixture(t *testing.T) *fixture {
 	admin := iss.Claims("client-1@clients")
 	admin["scope"] = "read:target admin:write"
 	return &fixture{
-		iss:      iss,
-		current:  st.Current,
-		direct:   httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current}),
-		xfwd:     httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXForwarded}),
-		xorig:    httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXOriginal}),
-		good:     iss.Sign(t, iss.Claims("client-1@clients")),
-		admin:    iss.Sign(t, admin),
+		iss:     iss,
+		current: st.Current,
+		direct:  httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current}),
+		xfwd:    httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXForwarded}),
+		xorig:   httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXOriginal}),
+		good:    iss.Sign(t, iss.Claims("client-1@clients")),
+		admin:   iss.Sign(t, admin),
 	}
 }
 
