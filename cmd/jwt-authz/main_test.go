@@ -97,11 +97,17 @@ var servingRE = regexp.MustCompile(`"msg":"serving","grpc":"([^"]+)","http":"([^
 
 func startServe(t *testing.T, cfgPath string) *proc {
 	t.Helper()
+	return startServeWith(t, cfgPath, watchOptions{})
+}
+
+// startServeWith is startServe with the config watcher's settings.
+func startServeWith(t *testing.T, cfgPath string, wo watchOptions) *proc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{logs: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.code = run(ctx, []string{"serve", "-config", cfgPath, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, io.Discard, p.logs)
+		p.code = serveWith(ctx, []string{"-config", cfgPath, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, io.Discard, p.logs, wo)
 	}()
 	eventually(t, "serving log line", func() bool {
 		m := servingRE.FindStringSubmatch(p.logs.String())

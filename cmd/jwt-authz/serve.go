@@ -43,9 +43,9 @@ type server struct {
 	current atomic.Pointer[authz.Authorizer]
 	reloads *prometheus.CounterVec
 
-	mu      sync.Mutex // guards rt across reloads
-	rt      *config.Runtime
-	watched fileStamp
+	mu    sync.Mutex // guards rt across reloads
+	rt    *config.Runtime
+	watch *fileWatch
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -63,7 +63,12 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("-log-format %q: want json or text", format)
 }
 
-func serve(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) int {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return serveWith(ctx, args, stdout, stderr, watchOptions{})
+}
+
+// serveWith is serve with the config watcher's settings, which tests set.
+func serveWith(ctx context.Context, args []string, _ io.Writer, stderr io.Writer, wo watchOptions) int {
 	fs := newFlags("serve", stderr)
 	path := fs.String("config", "", "config file (YAML)")
 	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
@@ -117,7 +122,7 @@ func serve(ctx context.Context, args []string, _ io.Writer, stderr io.Writer) in
 		JWKSMetrics:  jwks.NewMetrics(reg),
 		Current:      &s.current,
 	}
-	s.watched = stat(*path)
+	s.watch = newFileWatch(*path, wo)
 	rt, err := config.Build(cfg, s.env, nil)
 	if err != nil {
 		logger.Error("config not usable", slog.String("error", err.Error()))
@@ -191,11 +196,10 @@ loop:
 			code = 1
 			break loop
 		case <-hup:
-			s.reload("sighup")
+			s.reload("sighup", s.watch.readNow())
 		case <-tick.C:
-			if st := stat(s.path); st != s.watched {
-				s.watched = st
-				s.reload("file_changed")
+			if snap, ok := s.watch.poll(); ok {
+				s.reload("file_changed", snap)
 			}
 			s.mu.Lock()
 			ready, _ := s.rt.Ready()
@@ -243,10 +247,10 @@ func (s *server) shutdown(gs *grpc.Server, hs *health.Server, httpSrv *http.Serv
 	s.log.Info("stopped")
 }
 
-// reload builds the new config completely, then swaps it in; a bad one is
-// refused, logged and counted, and the old one keeps serving.
-func (s *server) reload(why string) {
-	cfg, err := config.Load(s.path)
+// reload builds the config read in snap completely, then swaps it in; a
+// bad one is refused, logged and counted, and the old one keeps serving.
+func (s *server) reload(why string, snap snapshot) {
+	cfg, err := snap.config()
 	if err == nil {
 		s.mu.Lock()
 		var next *config.Runtime
@@ -371,24 +375,4 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-// fileStamp identifies a version of a file: following symlinks, so a
-// Kubernetes ConfigMap's ..data swap and an editor's rename both show.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	ino  uint64
-}
-
-func stat(path string) fileStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}
-	}
-	st := fileStamp{mod: fi.ModTime(), size: fi.Size()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ino = sys.Ino
-	}
-	return st
 }
