@@ -1,7 +1,6 @@
 package httpauthz_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -35,29 +34,7 @@ func send(t *testing.T, srv *httptest.Server, method, target, host string, hdr h
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	res := result{
-		Status:    resp.StatusCode,
-		Reason:    resp.Header.Get("X-Jwt-Authz-Reason"),
-		Challenge: resp.Header.Get("Www-Authenticate"),
-		Sub:       resp.Header.Get("X-Jwt-Sub"),
-		Remove:    resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"),
-	}
-	if resp.Header.Get("Content-Type") == "application/json" && len(body) > 0 { // no body to HEAD
-		var b struct {
-			Error       string `json:"error"`
-			Reason      string `json:"reason"`
-			Description string `json:"error_description"`
-		}
-		if err := json.Unmarshal(body, &b); err != nil {
-			t.Fatalf("deny body %q: %v", body, err)
-		}
-		res.BodyError = b.Error
-		if b.Reason == "bad_request" {
-			res.Detail = b.Description
-		}
-	}
-	return res
+	return readResult(t, resp)
 }
 
 // oneViewField is a member of both families, with the values the

@@ -92,6 +92,13 @@ func do(t *testing.T, h http.Handler, method, target string, hdr http.Header) (r
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	resp := rec.Result()
+	return readResult(t, resp), resp
+}
+
+// readResult reads an answer as a proxy sees it, and checks that the body's
+// reason is the header's.
+func readResult(t *testing.T, resp *http.Response) result {
+	t.Helper()
 	body, _ := io.ReadAll(resp.Body)
 	res := result{
 		Status:    resp.StatusCode,
@@ -100,7 +107,7 @@ func do(t *testing.T, h http.Handler, method, target string, hdr http.Header) (r
 		Sub:       resp.Header.Get("X-Jwt-Sub"),
 		Remove:    resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"),
 	}
-	if len(body) > 0 && resp.Header.Get("Content-Type") == "application/json" {
+	if len(body) > 0 && resp.Header.Get("Content-Type") == "application/json" { // no body to HEAD
 		var b struct {
 			Error       string `json:"error"`
 			Reason      string `json:"reason"`
@@ -117,7 +124,7 @@ func do(t *testing.T, h http.Handler, method, target string, hdr http.Header) (r
 			res.Detail = b.Description
 		}
 	}
-	return res, resp
+	return res
 }
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
