@@ -359,3 +359,83 @@ func TestForwardAuthProxyEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownFamilyFailsClosed: a family name the handler does not know
+// denies every request; it never falls back to trusting none (which would
+// decide on the subrequest's own path, "/" behind Traefik).
+func TestUnknownFamilyFailsClosed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	srv := httptest.NewServer(httpauthz.NewHandler(httpauthz.Options{Authorizer: f.current, Forwarded: "X-Forwarded"}))
+	t.Cleanup(srv.Close)
+	got := send(t, srv, "GET", "/authz/healthz", "api.example.com",
+		http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/healthz"}, "X-Forwarded-Host": {"api.example.com"}})
+	want := result{Status: 500, Reason: "internal_error", BodyError: "server_error"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestEveryMember: for each family and each of its four members, a
+// repeat, a disagreeing member of the other family and (for the three
+// required ones) an absence are refused, each naming the header; the same
+// member sent only by the other family, agreeing, changes nothing.
+func TestEveryMember(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	values := map[string][2]string{ // member → the proxy's value, another one
+		"method": {"GET", "DELETE"},
+		"uri":    {"/healthz", "/admin/delete"},
+		"host":   {"api.example.com", "internal.example.com"},
+		"proto":  {"https", "http"},
+	}
+	members := []string{"method", "uri", "host", "proto"}
+	anonymous := result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"}
+	bad := func(detail string) result {
+		return result{Status: 400, Reason: "bad_request", BodyError: "invalid_request", Detail: detail}
+	}
+	for _, fam := range []httpauthz.Forwarded{httpauthz.ForwardedXForwarded, httpauthz.ForwardedXOriginal} {
+		other := "x-original"
+		if fam == httpauthz.ForwardedXOriginal {
+			other = "x-forwarded"
+		}
+		srv := httptest.NewServer(httpauthz.NewHandler(httpauthz.Options{Authorizer: f.current, Forwarded: fam}))
+		t.Cleanup(srv.Close)
+		full := func() http.Header {
+			h := http.Header{}
+			for _, m := range members {
+				h.Set(string(fam)+"-"+m, values[m][0])
+			}
+			return h
+		}
+		for _, m := range members {
+			name := string(fam) + "-" + m
+			cases := map[string]struct {
+				edit func(http.Header)
+				want result
+			}{
+				"repeated": {func(h http.Header) { h.Add(name, values[m][0]) }, bad("repeated " + name + " header")},
+				"other family disagrees": {func(h http.Header) { h.Set(other+"-"+m, values[m][1]) },
+					bad(other + "-" + m + " header disagrees with " + name)},
+				"other family agrees": {func(h http.Header) { h.Set(other+"-"+m, values[m][0]) }, anonymous},
+			}
+			if m != "proto" {
+				cases["missing"] = struct {
+					edit func(http.Header)
+					want result
+				}{func(h http.Header) { h.Del(name) }, bad("missing " + name + " header")}
+			}
+			for what, c := range cases {
+				h := full()
+				c.edit(h)
+				got := send(t, srv, "GET", "/authz", "api.example.com", h)
+				if diff := cmp.Diff(c.want, got); diff != "" {
+					t.Errorf("%s %s (-want +got):\n%s", name, what, diff)
+				}
+			}
+		}
+		if got := send(t, srv, "GET", "/authz", "api.example.com", full()); got != anonymous {
+			t.Errorf("%s: the full family alone: %+v, want %+v", fam, got, anonymous)
+		}
+	}
+}

@@ -14,7 +14,7 @@
 //     configured path_prefix. Every forwarded header is ignored.
 //   - ForwardedXForwarded (Traefik `forwardAuth`, Caddy `forward_auth`) or
 //     ForwardedXOriginal (nginx `auth_request` with proxy_set_header): from
-//     exactly one family of headers, see Family. Those proxies copy every
+//     exactly one family of headers, see Forwarded. Those proxies copy every
 //     client header into the subrequest and overwrite only their own
 //     family, so the other family is the client's: it is ignored, and a
 //     request where it disagrees with the trusted one is refused, as is a
@@ -85,7 +85,9 @@ type Options struct {
 	// Forwarded is the one header family that carries the original method,
 	// URI and host; ForwardedNone (the zero value) takes them from the
 	// subrequest and ignores every forwarded header. An unknown value is
-	// treated as ForwardedNone; check configured names with ParseForwarded.
+	// refused: every request is denied (fail closed, never "trust none"
+	// instead, which would decide on the subrequest's own path); check
+	// configured names with ParseForwarded.
 	Forwarded Forwarded
 	// Logger receives panics; nil discards.
 	Logger *slog.Logger
@@ -95,7 +97,10 @@ type handler struct {
 	current *atomic.Pointer[authz.Authorizer]
 	prefix  string
 	family  Forwarded
-	log     *slog.Logger
+	// badFamily: Options.Forwarded named no family; every request is
+	// denied with internal_error.
+	badFamily bool
+	log       *slog.Logger
 }
 
 // NewHandler returns the forward-auth handler. Mount it with Route, not on
@@ -106,11 +111,8 @@ func NewHandler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	family, err := ParseForwarded(string(o.Forwarded))
-	if err != nil {
-		family = ForwardedNone
-	}
-	return &handler{current: o.Authorizer, prefix: cleanPrefix(o.PathPrefix), family: family, log: o.Logger}
+	_, err := ParseForwarded(string(o.Forwarded))
+	return &handler{current: o.Authorizer, prefix: cleanPrefix(o.PathPrefix), family: o.Forwarded, badFamily: err != nil, log: o.Logger}
 }
 
 // Route sends requests for prefix and everything under prefix+"/" to h,
@@ -191,6 +193,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			write(w, &d)
 		}
 	}()
+	if h.badFamily {
+		d := a.Deny(authz.ReasonInternalError, "unknown forwarded-header family")
+		a.Observe(r.Context(), &d, time.Since(start))
+		write(w, &d)
+		return
+	}
 	req, bad := h.Request(r, path)
 	if bad != "" {
 		// A request that cannot be read one way only is a deny, as in
@@ -220,6 +228,7 @@ func (h *handler) Request(r *http.Request, path string) (*authz.Request, string)
 	if h.family == ForwardedNone {
 		return req, ""
 	}
+
 	v, bad := readForwarded(h.family, r.Header)
 	if bad != "" {
 		return nil, bad
