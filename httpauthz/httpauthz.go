@@ -16,8 +16,8 @@
 //     ForwardedXOriginal (nginx `auth_request` with proxy_set_header): from
 //     exactly one family of headers, see Forwarded. Those proxies copy every
 //     client header into the subrequest and overwrite only their own
-//     family, so the other family is the client's: it is ignored, and a
-//     request where it disagrees with the trusted one is refused, as is a
+//     family, so the other family is the client's: it is ignored where it
+//     agrees, and a request where it disagrees is refused, as is a
 //     trusted header that is missing, repeated or not well formed. The
 //     refusal is a bad_request decision (400): one request, one view.
 //
@@ -35,7 +35,7 @@
 //     docs/http-mode.md says how to configure each.
 //   - Denied: the Decision's status, `www-authenticate`, `retry-after`,
 //     `content-type` and body. nginx passes 401 and 403 through and turns
-//     any other status (503 keys_unavailable) into 500. Of the
+//     any other status (400 bad_request, 503 keys_unavailable) into 500. Of the
 //     subrequest's headers it copies only WWW-Authenticate, and only on a
 //     401; a 403's challenge needs auth_request_set and an error_page (see
 //     nginx_test.go). Envoy, Traefik and Caddy relay status, headers and
