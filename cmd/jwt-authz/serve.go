@@ -83,6 +83,9 @@ func serveWith(ctx context.Context, args []string, _ io.Writer, stderr io.Writer
 		fmt.Fprintln(stderr, "jwt-authz serve: -config is required")
 		return 2
 	}
+	// The watcher's first reading comes before Load, so a change made
+	// while the server starts is reloaded, not taken as already loaded.
+	watch := newFileWatch(*path, wo)
 	cfg, err := config.Load(*path)
 	if err != nil {
 		for _, e := range unjoin(err) {
@@ -122,7 +125,7 @@ func serveWith(ctx context.Context, args []string, _ io.Writer, stderr io.Writer
 		JWKSMetrics:  jwks.NewMetrics(reg),
 		Current:      &s.current,
 	}
-	s.watch = newFileWatch(*path, wo)
+	s.watch = watch
 	rt, err := config.Build(cfg, s.env, nil)
 	if err != nil {
 		logger.Error("config not usable", slog.String("error", err.Error()))
