@@ -43,9 +43,9 @@ type server struct {
 	current atomic.Pointer[authz.Authorizer]
 	reloads *prometheus.CounterVec
 
-	mu    sync.Mutex // guards rt across reloads
-	rt    *config.Runtime
-	watch *fileWatch
+	mu      sync.Mutex // guards rt across reloads
+	rt      *config.Runtime
+	watched *fileWatch // owned by serve's loop
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -125,7 +125,7 @@ func serveWith(ctx context.Context, args []string, _ io.Writer, stderr io.Writer
 		JWKSMetrics:  jwks.NewMetrics(reg),
 		Current:      &s.current,
 	}
-	s.watch = watch
+	s.watched = watch
 	rt, err := config.Build(cfg, s.env, nil)
 	if err != nil {
 		logger.Error("config not usable", slog.String("error", err.Error()))
@@ -199,9 +199,9 @@ loop:
 			code = 1
 			break loop
 		case <-hup:
-			s.reload("sighup", s.watch.readNow())
+			s.reload("sighup", s.watched.readNow())
 		case <-tick.C:
-			if snap, ok := s.watch.poll(); ok {
+			if snap, ok := s.watched.poll(); ok {
 				s.reload("file_changed", snap)
 			}
 			s.mu.Lock()
