@@ -30,9 +30,9 @@ func TestReloadKeepsAndRetiresKeySets(t *testing.T) {
 	a := jwkstest.New(t, jwkstest.Options{})
 	b := jwkstest.New(t, jwkstest.Options{})
 	doc := func(withB bool, realm string) string {
-		s := fmt.Sprintf("realm: %q\nproviders:\n- {name: a, issuer: %q, jwks: {uri: %q}}\n", realm, a.IssuerURL(), a.JWKSURL())
+		s := fmt.Sprintf("realm: %q\nproviders:\n- {name: a, issuer: %q, audiences: [\"urn:apigee:target:api\"], jwks: {uri: %q}}\n", realm, a.IssuerURL(), a.JWKSURL())
 		if withB {
-			s += fmt.Sprintf("- {name: b, issuer: %q, jwks: {uri: %q}}\n", b.IssuerURL(), b.JWKSURL())
+			s += fmt.Sprintf("- {name: b, issuer: %q, audiences: [\"urn:apigee:target:api\"], jwks: {uri: %q}}\n", b.IssuerURL(), b.JWKSURL())
 		}
 		return s
 	}

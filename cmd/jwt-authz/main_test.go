@@ -256,6 +256,7 @@ func TestReadyzNamesProvidersWithoutKeys(t *testing.T) {
 providers:
 - name: down
   issuer: "http://127.0.0.1:1/"
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: "http://127.0.0.1:1/jwks.json", fetch_timeout: "1s"}
 `)
 	p := startServe(t, cfg)
