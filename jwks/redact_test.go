@@ -84,13 +84,13 @@ func TestRedactURIHidesEverySecret(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"https://idp.example/.well-known/jwks.json":            "https://idp.example/.well-known/jwks.json",
-		"https://u:p@idp.example/jwks?api_key=K&x=1#frag":      "https://REDACTED@idp.example/jwks?api_key=REDACTED&x=REDACTED",
-		"http://127.0.0.1:8081/jwks?K":                         "http://127.0.0.1:8081/jwks?REDACTED",
-		"":                                                     "",
-		"keys/jwks.json":                                       "keys/jwks.json",
-		"http://u:p@idp.example/%zz?k=v":                       "http://REDACTED@idp.example/%zz?REDACTED",
-		"https://idp.example/?":                                "https://idp.example/",
+		"https://idp.example/.well-known/jwks.json":       "https://idp.example/.well-known/jwks.json",
+		"https://u:p@idp.example/jwks?api_key=K&x=1#frag": "https://REDACTED@idp.example/jwks?api_key=REDACTED&x=REDACTED",
+		"http://127.0.0.1:8081/jwks?K":                    "http://127.0.0.1:8081/jwks?REDACTED",
+		"":                                                "",
+		"keys/jwks.json":                                  "keys/jwks.json",
+		"http://u:p@idp.example/%zz?k=v":                  "http://REDACTED@idp.example/%zz?REDACTED",
+		"https://idp.example/?":                           "https://idp.example/",
 		"http://127.0.0.1@evil.example/jwks.json?x=127.0.0.1": "http://REDACTED@evil.example/jwks.json?x=REDACTED",
 	} {
 		if got := jwks.RedactURI(in); got != want {
@@ -132,7 +132,7 @@ func TestIsLoopbackHost(t *testing.T) {
 	for host, want := range map[string]bool{
 		"localhost": true, "LOCALHOST": true, "127.0.0.1": true, "127.255.255.254": true, "::1": true,
 		"::ffff:127.0.0.1": true,
-		"localhost.": false, "localhost.evil.example": false, "127.0.0.1.nip.io": false, "evil-localhost": false,
+		"localhost.":       false, "localhost.evil.example": false, "127.0.0.1.nip.io": false, "evil-localhost": false,
 		"0x7f.1": false, "2130706433": false, "0177.0.0.1": false, "[::1]": false, "::": false, "0.0.0.0": false,
 		"128.0.0.1": false, "::2": false, "": false, "::1%lo": false,
 	} {
