@@ -266,9 +266,9 @@ func (p *Provider) sameSource(q *Provider) bool {
 // working keys away (during an IdP outage it would turn every token into
 // keys_unavailable until the IdP returns).
 func (p *Provider) inherit(prev *Provider) {
-	set := prev.keys.Load()
-	prev.mu.Lock()
+	prev.mu.Lock() // finish stores keys under it: keys and state agree
 	defer prev.mu.Unlock()
+	set := prev.keys.Load()
 	if set != nil && !slices.Equal(prev.opts.Algorithms, p.opts.Algorithms) {
 		// The allowlist filters the keys: apply the new one to the same
 		// document.
