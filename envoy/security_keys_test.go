@@ -84,15 +84,7 @@ func TestDiscoveredPlainHTTPJWKSURIRefused(t *testing.T) {
 	t.Cleanup(idp.Close)
 	const doc = "providers:\n- {name: moved, issuer: %q, audiences: [%q], jwks: {discovery: true%s}}\n"
 	s := stacktest.Start(t, fmt.Sprintf(doc, idp.URL+"/", jwkstest.Audience, ""), stacktest.Options{NoWait: true})
-	var last string
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(last, "plain http") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal; last error %q", last)
-		}
-		time.Sleep(5 * time.Millisecond) // poll for the first discovery
-		last = s.Runtime.Providers[0].Status().LastError
-	}
+	last := waitLastError(t, s, "plain http")
 	if !strings.Contains(last, "jwks_uri: http://keys.example/.well-known/jwks.json") || !strings.Contains(last, "allow_insecure_http") {
 		t.Errorf("error does not name the jwks_uri and the way out: %q", last)
 	}
@@ -105,14 +97,25 @@ func TestDiscoveredPlainHTTPJWKSURIRefused(t *testing.T) {
 	}
 
 	allowed := stacktest.Start(t, fmt.Sprintf(doc, idp.URL+"/", jwkstest.Audience, `, allow_insecure_http: true, fetch_timeout: "1s"`), stacktest.Options{NoWait: true})
-	deadline = time.Now().Add(10 * time.Second)
-	for last = ""; last == ""; last = allowed.Runtime.Providers[0].Status().LastError {
-		if time.Now().After(deadline) {
-			t.Fatal("no fetch attempt with allow_insecure_http")
-		}
-		time.Sleep(5 * time.Millisecond) // poll for the first fetch
-	}
+	last = waitLastError(t, allowed, "")
 	if strings.Contains(last, "plain http") || !strings.Contains(last, "keys.example") {
 		t.Errorf("with allow_insecure_http the jwks_uri was not followed: %q", last)
+	}
+}
+
+// waitLastError polls the first provider's last error until it contains
+// want (any error when want is empty) and returns it.
+func waitLastError(t *testing.T, s *stacktest.Stack, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last := s.Runtime.Providers[0].Status().LastError
+		if last != "" && strings.Contains(last, want) {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no error containing %q; last error %q", want, last)
+		}
+		time.Sleep(5 * time.Millisecond) // poll for the first fetch
 	}
 }
