@@ -58,9 +58,12 @@ type Runtime struct {
 }
 
 // Build makes a Runtime from a validated config. Key sets of prev whose
-// provider kept its name and key settings are reused with their keys; the
-// others are started. Build does not stop prev's key sets: after swapping,
-// call prev.Retire(next).
+// provider kept its name and key settings are reused as they are; a key set
+// whose source (uri, discovery issuer, file path or inline content) is one
+// of prev's starts from that one's keys with its own tuning; the others
+// start empty. Build does not stop prev's key sets: after swapping, call
+// prev.Retire(next). Every provider that skips the audience check is
+// warned about, at start and at every reload.
 func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 	rt := &Runtime{Config: cfg, keyConfig: map[string]*configv1.Provider{}, jwksMetrics: env.JWKSMetrics}
 	logger := env.Logger
@@ -98,10 +101,14 @@ func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 		return nil, err
 	}
 	for _, pc := range cfg.GetProviders() {
+		if pc.GetSkipAudienceCheck() {
+			logger.Warn("audience check skipped: tokens for any audience of this issuer are accepted",
+				"provider", pc.GetName(), "issuer", pc.GetIssuer())
+		}
 		ks := prev.reusable(pc)
 		if ks == nil {
 			var err error
-			ks, err = newKeySet(pc, env, logger)
+			ks, err = newKeySet(pc, env, logger, prev.sameSource(pc))
 			if err != nil {
 				return fail(err)
 			}
@@ -138,6 +145,44 @@ func (rt *Runtime) reusable(pc *configv1.Provider) *jwks.Provider {
 		}
 	}
 	return nil
+}
+
+// sameSource returns prev's key set that reads from pc's source, preferring
+// the one of the provider with pc's name; nil when there is none.
+func (rt *Runtime) sameSource(pc *configv1.Provider) *jwks.Provider {
+	if rt == nil {
+		return nil
+	}
+	want := sourceOf(pc)
+	var found *jwks.Provider
+	for i, p := range rt.Providers {
+		old := rt.Config.GetProviders()[i]
+		if sourceOf(old) != want {
+			continue
+		}
+		if old.GetName() == pc.GetName() {
+			return p
+		}
+		if found == nil {
+			found = p
+		}
+	}
+	return found
+}
+
+// sourceOf names where a provider's keys come from: its keys belong to
+// that, not to the tuning around it.
+func sourceOf(pc *configv1.Provider) string {
+	j := pc.GetJwks()
+	switch {
+	case j.GetUri() != "":
+		return "uri\x00" + j.GetUri()
+	case j.GetDiscovery():
+		return "discovery\x00" + pc.GetIssuer()
+	case j.GetFile() != "":
+		return "file\x00" + j.GetFile()
+	}
+	return "inline\x00" + j.GetInline()
 }
 
 func sameKeys(a, b *configv1.Provider) bool {
@@ -204,7 +249,7 @@ func algorithms(pc *configv1.Provider) []string {
 	return pc.GetAlgorithms()
 }
 
-func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger) (*jwks.Provider, error) {
+func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger, previous *jwks.Provider) (*jwks.Provider, error) {
 	j := pc.GetJwks()
 	name := pc.GetName()
 	current := env.Current
@@ -220,6 +265,8 @@ func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger) (*jwks.Provi
 		MinRefreshInterval: dur(j.GetMinRefreshInterval(), DefaultMinRefreshInterval),
 		FetchTimeout:       dur(j.GetFetchTimeout(), DefaultFetchTimeout),
 		CacheFile:          j.GetCacheFile(),
+		AllowInsecureHTTP:  j.GetAllowInsecureHttp(),
+		Previous:           previous,
 		HTTPClient:         env.HTTPClient,
 		Clock:              env.Clock,
 		Logger:             logger,

@@ -86,6 +86,7 @@ func TestDefaults(t *testing.T) {
 providers:
 - name: auth0
   issuer: "https://example.auth0.com/"
+  audiences: ["urn:apigee:target:api"]
   jwks: {inline: '{"keys":[]}'}
 `))
 	if err != nil {

@@ -30,9 +30,9 @@ func TestReloadKeepsAndRetiresKeySets(t *testing.T) {
 	a := jwkstest.New(t, jwkstest.Options{})
 	b := jwkstest.New(t, jwkstest.Options{})
 	doc := func(withB bool, realm string) string {
-		s := fmt.Sprintf("realm: %q\nproviders:\n- {name: a, issuer: %q, jwks: {uri: %q}}\n", realm, a.IssuerURL(), a.JWKSURL())
+		s := fmt.Sprintf("realm: %q\nproviders:\n- {name: a, issuer: %q, audiences: [\"urn:apigee:target:api\"], jwks: {uri: %q}}\n", realm, a.IssuerURL(), a.JWKSURL())
 		if withB {
-			s += fmt.Sprintf("- {name: b, issuer: %q, jwks: {uri: %q}}\n", b.IssuerURL(), b.JWKSURL())
+			s += fmt.Sprintf("- {name: b, issuer: %q, audiences: [\"urn:apigee:target:api\"], jwks: {uri: %q}}\n", b.IssuerURL(), b.JWKSURL())
 		}
 		return s
 	}
@@ -92,5 +92,74 @@ func TestReloadKeepsAndRetiresKeySets(t *testing.T) {
 			t.Fatalf("refreshers left after Close: %d", refreshers()-base)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestReloadKeepsKeysOfTheSameSource: while the IdP is down, a reload that
+// changes any tuning of a key set (or the provider's name or issuer) but not
+// its source hands the keys over: the new key set is ready at once, with the
+// old last-success time. A reload that changes the source starts empty.
+func TestReloadKeepsKeysOfTheSameSource(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	const base = "providers:\n- {name: %s, issuer: %q, audiences: [a], algorithms: [RS256, ES256], jwks: {uri: %q%s}}\n"
+	env := config.Env{Current: &atomic.Pointer[authz.Authorizer]{}, JWKSMetrics: jwks.NewMetrics(prometheus.NewRegistry())}
+	build := func(doc string, prev *config.Runtime) *config.Runtime {
+		t.Helper()
+		cfg, err := config.Parse([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt, err := config.Build(cfg, env, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rt.Close)
+		return rt
+	}
+	first := build(fmt.Sprintf(base, "auth0", iss.IssuerURL(), iss.JWKSURL(), ""), nil)
+	if err := first.Providers[0].WaitReady(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	fetched := first.Providers[0].Status().FetchedAt
+	iss.SetFailure(jwkstest.Status500)
+	for _, tc := range []struct {
+		name, provider, issuer, uri, extra string
+		keep                               bool
+	}{
+		{name: "refresh_interval", extra: `, refresh_interval: "60s"`, keep: true},
+		{name: "min_refresh_interval", extra: `, min_refresh_interval: "1s"`, keep: true},
+		{name: "fetch_timeout", extra: `, fetch_timeout: "2s"`, keep: true},
+		{name: "cache_file", extra: fmt.Sprintf(`, cache_file: %q`, t.TempDir()+"/c.json"), keep: true},
+		{name: "allow_insecure_http", extra: `, allow_insecure_http: true`, keep: true},
+		{name: "all tuning", extra: `, refresh_interval: "60s", min_refresh_interval: "1s", fetch_timeout: "2s"`, keep: true},
+		{name: "provider renamed", provider: "renamed", keep: true},
+		{name: "issuer changed", issuer: "https://moved.example/", keep: true},
+		{name: "uri changed", uri: iss.JWKSURL() + "?v=2"},
+		{name: "uri host spelled otherwise", uri: strings.Replace(iss.JWKSURL(), "127.0.0.1", "localhost", 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name, issuer, uri := "auth0", iss.IssuerURL(), iss.JWKSURL()
+			if tc.provider != "" {
+				name = tc.provider
+			}
+			if tc.issuer != "" {
+				issuer = tc.issuer
+			}
+			if tc.uri != "" {
+				uri = tc.uri
+			}
+			next := build(fmt.Sprintf(base, name, issuer, uri, tc.extra), first)
+			ks := next.Providers[0]
+			if ks == first.Providers[0] {
+				t.Fatal("the old key set was reused as is; a new one with the new settings was expected")
+			}
+			if ks.Ready() != tc.keep {
+				t.Fatalf("ready = %v, want %v (%s)", ks.Ready(), tc.keep, ks.Status().LastError)
+			}
+			if tc.keep && !ks.Status().FetchedAt.Equal(fetched) {
+				t.Errorf("fetched_at = %v, want the old %v", ks.Status().FetchedAt, fetched)
+			}
+		})
 	}
 }

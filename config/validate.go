@@ -13,6 +13,7 @@ import (
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/httpauthz"
+	"github.com/jwtauthz/jwt-authz/jwks"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
 )
 
@@ -147,6 +148,7 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 	if p.GetIssuer() == "" {
 		e.add(path+".issuer", "is required")
 	}
+	validateAudiences(e, path, p)
 	for i, alg := range p.GetAlgorithms() {
 		ap := fmt.Sprintf("%s.algorithms[%d]", path, i)
 		switch {
@@ -200,6 +202,24 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 	}
 }
 
+// validateAudiences makes audiences required: an Auth0 tenant signs the
+// tokens of every API (the Management API too) with the same iss and keys,
+// so without an audience check a token meant for another API passes.
+func validateAudiences(e *fieldErrors, path string, p *configv1.Provider) {
+	switch {
+	case p.GetSkipAudienceCheck() && len(p.GetAudiences()) > 0:
+		e.add(path+".skip_audience_check", "must not be set together with audiences")
+	case len(p.GetAudiences()) == 0 && !p.GetSkipAudienceCheck():
+		e.add(path+".audiences", "is required, or a token for any API of this issuer passes "+
+			"(skip_audience_check: true accepts any audience on purpose)")
+	}
+	for i, a := range p.GetAudiences() {
+		if strings.TrimSpace(a) == "" {
+			e.add(fmt.Sprintf("%s.audiences[%d]", path, i), "must not be empty")
+		}
+	}
+}
+
 func checkHeaderName(e *fieldErrors, path, h string) {
 	l := strings.ToLower(h)
 	switch {
@@ -229,14 +249,20 @@ func validateJWKS(e *fieldErrors, path string, p *configv1.Provider) {
 	}
 	if u := j.GetUri(); u != "" {
 		pu, err := url.Parse(u)
-		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
-			e.add(path+".uri", "must be an http(s) URL, not %q", u)
+		switch {
+		case err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "":
+			e.add(path+".uri", "must be an http(s) URL, not %q", jwks.RedactURI(u))
+		case insecure(pu, j):
+			e.add(path+".uri", "%q: %v", jwks.RedactURI(u), jwks.ErrInsecureHTTP)
 		}
 	}
 	if j.GetDiscovery() {
 		pu, err := url.Parse(p.GetIssuer())
-		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+		switch {
+		case err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "":
 			e.add(path+".discovery", "needs an issuer that is an http(s) URL")
+		case insecure(pu, j):
+			e.add(path+".discovery", "issuer %q: %v", jwks.RedactURI(p.GetIssuer()), jwks.ErrInsecureHTTP)
 		}
 	}
 	positive(e, path+".refresh_interval", j.GetRefreshInterval(), false)
@@ -246,6 +272,12 @@ func validateJWKS(e *fieldErrors, path string, p *configv1.Provider) {
 		j.GetMinRefreshInterval().AsDuration() > j.GetRefreshInterval().AsDuration() {
 		e.add(path+".min_refresh_interval", "must not exceed refresh_interval")
 	}
+}
+
+// insecure reports a plain-http key source that the config does not allow:
+// keys fetched over plain http can be swapped by anyone on the path.
+func insecure(u *url.URL, j *configv1.JWKS) bool {
+	return u.Scheme == "http" && !j.GetAllowInsecureHttp() && !jwks.IsLoopbackHost(u.Hostname())
 }
 
 func validateRule(e *fieldErrors, path string, r *configv1.Rule, providers map[string]int) {

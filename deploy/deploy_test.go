@@ -45,6 +45,7 @@ var contractMetrics = map[string]bool{
 	"jwt_authz_token_cache_entries":                 true,
 	"jwt_authz_config_reloads_total":                true,
 	"jwt_authz_build_info":                          true,
+	"jwt_authz_provider_ready":                      true,
 }
 
 // repoRoot is the module root; go test runs in deploy/.

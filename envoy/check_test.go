@@ -50,19 +50,23 @@ providers:
   - {claim: "azp", header: "x-jwt-client-id"}
 - name: other
   issuer: %[3]q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %[4]q}
   claim_headers:
   - {claim: "sub", header: "x-other-sub"}
 - name: ecdsa
   issuer: %[5]q
+  audiences: ["urn:apigee:target:api"]
   algorithms: ["ES256"]
   jwks: {uri: %[6]q}
 - name: pss
   issuer: %[7]q
+  audiences: ["urn:apigee:target:api"]
   algorithms: ["PS256"]
   jwks: {uri: %[8]q}
 - name: eddsa
   issuer: %[9]q
+  audiences: ["urn:apigee:target:api"]
   algorithms: ["EdDSA"]
   max_lifetime: "3600s"
   token_type: "at+jwt"
@@ -357,6 +361,7 @@ func TestKeysUnavailable(t *testing.T) {
 providers:
 - name: cold
   issuer: %q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q, fetch_timeout: "1s"}
 `, iss.IssuerURL(), dead.URL+"/jwks.json"), stacktest.Options{NoWait: true})
 	resp := s.Check(t, stacktest.Req{Token: iss.Sign(t, iss.Claims("s"))})

@@ -18,6 +18,7 @@ const keysYAML = `
 providers:
 - name: auth0
   issuer: %q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q, refresh_interval: "900s", min_refresh_interval: "30s", fetch_timeout: "1s"%s}
 token_cache: {max_entries: 1000}
 `
@@ -251,6 +252,7 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 providers:
 - name: auth0
   issuer: %q
+  audiences: ["urn:apigee:target:api"]
   jwks: {discovery: true}
 `, iss.IssuerURL()), stacktest.Options{NoWait: true})
 	var last string

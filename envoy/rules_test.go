@@ -46,6 +46,7 @@ providers:
   - {claim: "note", header: "x-note"}
 - name: other
   issuer: %[3]q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %[4]q}
 rules:
 - name: preflight
@@ -380,9 +381,11 @@ func TestSameKidTwoProviders(t *testing.T) {
 providers:
 - name: a
   issuer: %q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q}
 - name: b
   issuer: "https://b.example/"
+  audiences: ["urn:apigee:target:api"]
   jwks: {file: %q}
 `, a.IssuerURL(), a.JWKSURL(), file), stacktest.Options{})
 	// Signed by b's key, claiming a's issuer and the shared kid.

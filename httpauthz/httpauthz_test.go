@@ -334,6 +334,7 @@ func TestKeysUnavailable(t *testing.T) {
 providers:
 - name: down
   issuer: %q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q, fetch_timeout: "1s"}
 `, iss.IssuerURL(), deadURL), stacktest.Options{NoWait: true})
 	h := httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current})

@@ -22,6 +22,17 @@
 // injected clock, or bound unknown-kid refetches across callers. jwx remains
 // the JOSE library: documents are parsed with jwk.Parse.
 //
+// # Key sources, their safety and their printing
+//
+// Plain-http sources (a URI, a discovery issuer, a discovered jwks_uri, a
+// redirect) are refused unless their host is loopback or
+// Options.AllowInsecureHTTP is set. Every key-source URI this package prints
+// (Status, logs, errors, including net/http's *url.Error) goes through
+// RedactURI, which hides userinfo and query values. Keys belong to their
+// source: a Provider built with Options.Previous of the same source starts
+// from its predecessor's keys, so a config reload that only changes the
+// tuning does not throw working keys away.
+//
 // # Concurrency
 //
 // Key and Keys are the hot path: they read an immutable key set through an

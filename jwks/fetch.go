@@ -53,9 +53,10 @@ func (p *Provider) fetchRemote(ctx context.Context) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
+	shown := RedactURI(uri)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
-		return outcome{err: fmt.Errorf("fetch %s: %w", uri, err)}
+		return outcome{err: fmt.Errorf("fetch %s: %w", shown, redactErr(err))}
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	p.mu.Lock()
@@ -71,7 +72,7 @@ func (p *Provider) fetchRemote(ctx context.Context) outcome {
 
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return outcome{err: fmt.Errorf("fetch: %w", err)}
+		return outcome{err: fmt.Errorf("fetch: %w", redactErr(err))}
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDocumentBytes))
@@ -82,7 +83,7 @@ func (p *Provider) fetchRemote(ctx context.Context) outcome {
 	case http.StatusOK:
 	case http.StatusNotModified:
 		if req.Header.Get("If-None-Match") == "" && req.Header.Get("If-Modified-Since") == "" {
-			return outcome{err: fmt.Errorf("fetch %s: 304 to an unconditional request", uri)}
+			return outcome{err: fmt.Errorf("fetch %s: 304 to an unconditional request", shown)}
 		}
 		return outcome{unchanged: true, fresh: fresh}
 	case http.StatusNotFound:
@@ -94,15 +95,15 @@ func (p *Provider) fetchRemote(ctx context.Context) outcome {
 		}
 		fallthrough
 	default:
-		return outcome{err: fmt.Errorf("fetch %s: unexpected status %d", uri, resp.StatusCode)}
+		return outcome{err: fmt.Errorf("fetch %s: unexpected status %d", shown, resp.StatusCode)}
 	}
 	body, err := readAll(resp.Body)
 	if err != nil {
-		return outcome{err: fmt.Errorf("fetch %s: %w", uri, err)}
+		return outcome{err: fmt.Errorf("fetch %s: %w", shown, err)}
 	}
 	set, err := parseKeySet(body, p.opts.Algorithms)
 	if err != nil {
-		return outcome{err: fmt.Errorf("fetch %s: %w", uri, err)}
+		return outcome{err: fmt.Errorf("fetch %s: %w", shown, err)}
 	}
 	return outcome{set: set, doc: body, fresh: fresh, validators: validators{
 		uri:          uri,
@@ -135,15 +136,16 @@ func (p *Provider) jwksLocation(ctx context.Context) (string, error) {
 // discover reads the issuer's OpenID configuration (OpenID Connect
 // Discovery 1.0 §4): its issuer must be ours exactly (§4.3).
 func (p *Provider) discover(ctx context.Context) (string, error) {
-	where := discoveryURL(p.opts.Issuer)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	target := discoveryURL(p.opts.Issuer)
+	where := RedactURI(target)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
+		return "", fmt.Errorf("discovery: %w", redactErr(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
+		return "", fmt.Errorf("discovery: %w", redactErr(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -161,9 +163,14 @@ func (p *Provider) discover(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("discovery %s: %w", where, err)
 	}
 	if doc.Issuer != p.opts.Issuer {
-		return "", fmt.Errorf("discovery %s: issuer mismatch: document says %q, configured issuer is %q", where, doc.Issuer, p.opts.Issuer)
+		return "", fmt.Errorf("discovery %s: issuer mismatch: document says %q, configured issuer is %q", where, RedactURI(doc.Issuer), RedactURI(p.opts.Issuer))
 	}
 	if err := checkHTTPURL(doc.JWKSURI); err != nil {
+		return "", fmt.Errorf("discovery %s: jwks_uri: %w", where, err)
+	}
+	// The document may point anywhere: the same transport rule as for a
+	// configured uri.
+	if err := checkTransport(doc.JWKSURI, p.opts.AllowInsecureHTTP); err != nil {
 		return "", fmt.Errorf("discovery %s: jwks_uri: %w", where, err)
 	}
 	return doc.JWKSURI, nil
@@ -256,7 +263,7 @@ func (p *Provider) finish(o outcome) {
 		p.mu.Unlock()
 
 		p.opts.Metrics.fetched(name, resultError, 0)
-		attrs := []any{"source", p.kind, "location", p.location, "error", o.err,
+		attrs := []any{"source", p.kind, "location", p.shown, "error", o.err,
 			"consecutive_failures", failures, "retry_in", retry, "serving_stale_keys", old != nil}
 		if loud {
 			p.log.Error("jwks key set refused", attrs...)
@@ -287,6 +294,7 @@ func (p *Provider) finish(o outcome) {
 		p.validators = o.validators
 	}
 	p.keys.Store(o.set)
+	p.doc = o.doc
 	removed := keysRemoved(old, o.set)
 	if old == nil {
 		close(p.ready)
@@ -295,11 +303,12 @@ func (p *Provider) finish(o outcome) {
 
 	p.opts.Metrics.fetched(name, resultSuccess, unixSeconds(now))
 	p.opts.Metrics.setKeys(name, len(o.set.keys))
+	p.opts.Metrics.setReady(name, true)
 	level := slog.LevelDebug // an IdP without validators sends the same set every time
 	if old == nil || setID(old) != setID(o.set) {
 		level = slog.LevelInfo
 	}
-	p.log.Log(context.Background(), level, "jwks key set updated", "source", p.kind, "location", p.location,
+	p.log.Log(context.Background(), level, "jwks key set updated", "source", p.kind, "location", p.shown,
 		"keys", len(o.set.keys), "kids", o.set.kids(), "removed_kids", removed)
 	if p.opts.CacheFile != "" && o.doc != nil {
 		if err := p.writeCache(o.doc, now); err != nil {
@@ -416,7 +425,7 @@ func (p *Provider) loadCache() {
 	if p.opts.CacheFile == "" {
 		return
 	}
-	set, at, err := p.readCache()
+	set, doc, at, err := p.readCache()
 	if errors.Is(err, os.ErrNotExist) {
 		p.log.Info("jwks cache file absent", "cache_file", p.opts.CacheFile)
 		return
@@ -428,39 +437,41 @@ func (p *Provider) loadCache() {
 	set.fromCache = true
 	p.mu.Lock()
 	p.keys.Store(set)
+	p.doc = doc
 	p.fetchedAt = at
 	close(p.ready)
 	p.mu.Unlock()
 	p.opts.Metrics.setKeys(p.opts.Name, len(set.keys))
+	p.opts.Metrics.setReady(p.opts.Name, true)
 	p.log.Info("jwks keys loaded from cache file", "cache_file", p.opts.CacheFile,
 		"fetched_at", at, "keys", len(set.keys))
 }
 
-func (p *Provider) readCache() (*keySet, time.Time, error) {
+func (p *Provider) readCache() (*keySet, []byte, time.Time, error) {
 	f, err := os.Open(p.opts.CacheFile)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
 	defer f.Close()
 	b, err := readAll(f)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
 	var c cacheDoc
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, time.Time{}, fmt.Errorf("parse: %w", err)
+		return nil, nil, time.Time{}, fmt.Errorf("parse: %w", err)
 	}
 	switch {
 	case c.Format != cacheFormat:
-		return nil, time.Time{}, fmt.Errorf("format %q, want %q", c.Format, cacheFormat)
+		return nil, nil, time.Time{}, fmt.Errorf("format %q, want %q", c.Format, cacheFormat)
 	case c.Provider != p.opts.Name:
-		return nil, time.Time{}, fmt.Errorf("written for provider %q", c.Provider)
+		return nil, nil, time.Time{}, fmt.Errorf("written for provider %q", c.Provider)
 	case c.Source != p.cacheSource():
-		return nil, time.Time{}, fmt.Errorf("written for source %q, now %q", c.Source, p.cacheSource())
+		return nil, nil, time.Time{}, fmt.Errorf("written for another source, now %s %q", p.kind, p.shown)
 	}
 	set, err := parseKeySet(c.JWKS, p.opts.Algorithms)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
-	return set, c.FetchedAt, nil
+	return set, c.JWKS, c.FetchedAt, nil
 }

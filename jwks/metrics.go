@@ -17,6 +17,7 @@ type Metrics struct {
 	refetches   *prometheus.CounterVec
 	lastSuccess *prometheus.GaugeVec
 	keys        *prometheus.GaugeVec
+	ready       *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (when not nil).
@@ -46,9 +47,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name:      "keys",
 			Help:      "Usable keys in the provider's current key set.",
 		}, []string{"provider"}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "jwt_authz",
+			Name:      "provider_ready",
+			Help:      "1 when the provider has a usable key set, 0 while its tokens are answered 503 keys_unavailable.",
+		}, []string{"provider"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.fetches, m.refetches, m.lastSuccess, m.keys)
+		reg.MustRegister(m.fetches, m.refetches, m.lastSuccess, m.keys, m.ready)
 	}
 	return m
 }
@@ -64,14 +70,16 @@ func (m *Metrics) Forget(provider string) {
 	m.refetches.DeletePartialMatch(l)
 	m.lastSuccess.DeletePartialMatch(l)
 	m.keys.DeletePartialMatch(l)
+	m.ready.DeletePartialMatch(l)
 }
 
 // init makes a provider's series exist at zero, so rate() sees the first
-// increment.
-func (m *Metrics) init(provider string) {
+// increment, and sets its readiness.
+func (m *Metrics) init(provider string, ready bool) {
 	if m == nil {
 		return
 	}
+	m.setReady(provider, ready)
 	for _, r := range []string{resultSuccess, resultError, resultNotModified} {
 		m.fetches.WithLabelValues(provider, r)
 	}
@@ -100,4 +108,15 @@ func (m *Metrics) setKeys(provider string, n int) {
 		return
 	}
 	m.keys.WithLabelValues(provider).Set(float64(n))
+}
+
+func (m *Metrics) setReady(provider string, ready bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	m.ready.WithLabelValues(provider).Set(v)
 }

@@ -75,6 +75,18 @@ type Options struct {
 	// FetchTimeout bounds one fetch (discovery and JWKS together); default
 	// 5s. It is wall-clock time, as it bounds real I/O.
 	FetchTimeout time.Duration
+	// AllowInsecureHTTP allows plain-http key sources (URI, the discovery
+	// issuer, a discovered jwks_uri, redirects) whatever their host. When
+	// false only loopback hosts (127.0.0.0/8, ::1, localhost) may be reached
+	// over plain http: anyone on the path could swap the keys.
+	AllowInsecureHTTP bool
+	// Previous is the key set this one replaces (a config reload). When it
+	// has the same source (kind and location: URI, discovery issuer, file
+	// path or inline content), the new Provider starts from its keys,
+	// last-success time, validators and schedule; only the tuning (intervals,
+	// timeout, algorithms, cache file) is this Options'. Otherwise it is
+	// ignored. Previous is only read; the caller still closes it.
+	Previous *Provider
 	// CacheFile, when set, keeps the last good key set of a URI or discovery
 	// source: written atomically after each good fetch, read at Start, so a
 	// restart while the IdP is down still serves. Ignored for File and Inline.
@@ -121,6 +133,7 @@ type Provider struct {
 	opts      Options
 	kind      string
 	location  string
+	shown     string // location fit to print: RedactURI for URLs
 	client    *http.Client
 	ownClient bool
 	clock     Clock
@@ -141,6 +154,7 @@ type Provider struct {
 	lastErr      string
 	fetchedAt    time.Time
 	jwksURI      string
+	doc          []byte // the document behind keys, to re-filter on inherit
 	discoveredAt time.Time
 	rediscover   bool
 	validators   validators
@@ -164,12 +178,16 @@ func New(opts Options) (*Provider, error) {
 		p.kind, p.location = SourceURI, opts.URI
 		if err := checkHTTPURL(opts.URI); err != nil {
 			bad("uri: %w", err)
+		} else if err := checkTransport(opts.URI, opts.AllowInsecureHTTP); err != nil {
+			bad("uri: %w", err)
 		}
 	}
 	if opts.Discovery {
 		n++
 		p.kind, p.location = SourceDiscovery, opts.Issuer
 		if err := checkHTTPURL(opts.Issuer); err != nil {
+			bad("issuer (for discovery): %w", err)
+		} else if err := checkTransport(opts.Issuer, opts.AllowInsecureHTTP); err != nil {
 			bad("issuer (for discovery): %w", err)
 		}
 	}
@@ -212,6 +230,10 @@ func New(opts Options) (*Provider, error) {
 	if p.kind == SourceURI {
 		p.jwksURI = opts.URI
 	}
+	p.shown = p.location
+	if p.kind == SourceURI || p.kind == SourceDiscovery {
+		p.shown = RedactURI(p.location)
+	}
 	p.opts = opts
 	p.clock = opts.Clock
 	if p.clock == nil {
@@ -224,23 +246,70 @@ func New(opts Options) (*Provider, error) {
 	p.log = p.log.With("provider", opts.Name)
 	p.client = opts.HTTPClient
 	if p.client == nil {
-		p.client, p.ownClient = defaultClient(), true
+		p.client, p.ownClient = defaultClient(opts.AllowInsecureHTTP), true
+	}
+	p.opts.Previous = nil // only read here: do not keep the chain of predecessors alive
+	if prev := opts.Previous; prev != nil && prev.sameSource(p) {
+		p.inherit(prev)
 	}
 	return p, nil
+}
+
+// sameSource reports whether p and q read their keys from the same place.
+func (p *Provider) sameSource(q *Provider) bool {
+	return p.kind == q.kind && p.location == q.location &&
+		(p.kind != SourceInline || p.opts.Inline == q.opts.Inline)
+}
+
+// inherit takes prev's keys and fetch state: the keys belong to the source,
+// not to the tuning, so a reload that changes only the tuning must not throw
+// working keys away (during an IdP outage it would turn every token into
+// keys_unavailable until the IdP returns).
+func (p *Provider) inherit(prev *Provider) {
+	prev.mu.Lock() // finish stores keys under it: keys and state agree
+	defer prev.mu.Unlock()
+	set := prev.keys.Load()
+	if set != nil && !slices.Equal(prev.opts.Algorithms, p.opts.Algorithms) {
+		// The allowlist filters the keys: apply the new one to the same
+		// document.
+		next, err := parseKeySet(prev.doc, p.opts.Algorithms)
+		if err != nil {
+			set = nil
+		} else {
+			next.fromCache = set.fromCache
+			set = next
+		}
+	}
+	if set != nil {
+		p.keys.Store(set)
+		close(p.ready)
+		p.doc = prev.doc
+	}
+	p.fetchedAt, p.lastErr, p.failures = prev.fetchedAt, prev.lastErr, prev.failures
+	p.lastStart, p.validators, p.file = prev.lastStart, prev.validators, prev.file
+	p.jwksURI, p.discoveredAt = prev.jwksURI, prev.discoveredAt
+	// Keep the old schedule, but no later than the new refresh_interval
+	// allows.
+	p.nextRefresh = prev.nextRefresh
+	if !p.fetchedAt.IsZero() {
+		if due := p.fetchedAt.Add(p.opts.RefreshInterval); due.Before(p.nextRefresh) {
+			p.nextRefresh = due
+		}
+	}
 }
 
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err
+		return fmt.Errorf("%q is not a URL", RedactURI(s))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+		return fmt.Errorf("%q is not an absolute http(s) URL", RedactURI(s))
 	}
 	return nil
 }
 
-func defaultClient() *http.Client {
+func defaultClient(allowInsecure bool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -258,6 +327,9 @@ func defaultClient() *http.Client {
 			}
 			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 				return errors.New("refusing a redirect from https to http")
+			}
+			if err := checkTransport(req.URL.String(), allowInsecure); err != nil {
+				return fmt.Errorf("refusing a redirect: %w", err)
 			}
 			return nil
 		},
@@ -277,15 +349,21 @@ func (p *Provider) Start(ctx context.Context) {
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	p.mu.Unlock()
-	p.opts.Metrics.init(p.opts.Name)
+	p.opts.Metrics.init(p.opts.Name, p.Ready())
+	if s := p.keys.Load(); s != nil {
+		p.opts.Metrics.setKeys(p.opts.Name, len(s.keys))
+	}
 
 	switch p.kind {
 	case SourceInline:
+		if p.Ready() {
+			return // inherited: the same content
+		}
 		p.mu.Lock()
 		p.lastStart = p.clock.Now()
 		p.mu.Unlock()
 		set, err := parseKeySet([]byte(p.opts.Inline), p.opts.Algorithms)
-		p.finish(outcome{set: set, err: wrapErr("inline key set", err)})
+		p.finish(outcome{set: set, doc: []byte(p.opts.Inline), err: wrapErr("inline key set", err)})
 		return
 	case SourceFile:
 		p.mu.Lock()
@@ -293,7 +371,9 @@ func (p *Provider) Start(ctx context.Context) {
 		p.mu.Unlock()
 		<-f.done
 	default:
-		p.loadCache()
+		if !p.Ready() {
+			p.loadCache()
+		}
 	}
 	p.wg.Go(func() { p.loop(p.ctx) })
 }
@@ -378,8 +458,8 @@ func (p *Provider) Status() Status {
 	st := Status{
 		Name:        p.opts.Name,
 		Source:      p.kind,
-		Location:    p.location,
-		JWKSURI:     p.jwksURI,
+		Location:    p.shown,
+		JWKSURI:     RedactURI(p.jwksURI),
 		FetchedAt:   p.fetchedAt,
 		NextRefresh: p.dueLocked(),
 		LastError:   p.lastErr,

@@ -710,6 +710,7 @@ func TestMetricNamesAndForget(t *testing.T) {
 		"jwt_authz_jwks_keys",
 		"jwt_authz_jwks_last_success_timestamp_seconds",
 		"jwt_authz_jwks_unknown_kid_refetches_total",
+		"jwt_authz_provider_ready",
 	}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("metric families (-want +got):\n%s", diff)

@@ -262,6 +262,7 @@ func TestReadyzNamesProvidersWithoutKeys(t *testing.T) {
 providers:
 - name: down
   issuer: "http://127.0.0.1:1/"
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: "http://127.0.0.1:1/jwks.json", fetch_timeout: "1s"}
 `)
 	p := startServe(t, cfg)
@@ -365,6 +366,7 @@ func TestMetricNamesLint(t *testing.T) {
 		"jwt_authz_jwks_last_success_timestamp_seconds": true, "jwt_authz_jwks_keys": true,
 		"jwt_authz_token_cache_lookups_total": true, "jwt_authz_token_cache_entries": true,
 		"jwt_authz_config_reloads_total": true, "jwt_authz_build_info": true,
+		"jwt_authz_provider_ready": true,
 	}
 	for _, line := range strings.Split(text, "\n") {
 		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,6 +48,38 @@ type server struct {
 	mu      sync.Mutex // guards rt across reloads
 	rt      *config.Runtime
 	watched *fileWatch // owned by serve's loop
+	// started is set once every provider of the first config had a usable
+	// key set. From then on the instance stays in service: a provider
+	// without keys (an IdP outage, a reload that adds an unreachable one)
+	// answers its own tokens 503 keys_unavailable and is reported, but it
+	// must not take every replica out at once while the others serve.
+	started atomic.Bool
+}
+
+// providerState is one provider's line in /readyz.
+type providerState struct {
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
+}
+
+// readiness reports whether the instance is in service (gRPC health
+// SERVING, /readyz 200) and each provider's state. Readiness gates only the
+// first start.
+func (s *server) readiness() (bool, map[string]providerState) {
+	s.mu.Lock()
+	providers := s.rt.Providers
+	s.mu.Unlock()
+	states := make(map[string]providerState, len(providers))
+	all := true
+	for _, p := range providers {
+		st := p.Status()
+		states[st.Name] = providerState{Ready: st.Ready, Error: st.LastError}
+		all = all && st.Ready
+	}
+	if all && s.started.CompareAndSwap(false, true) {
+		s.log.Info("every provider has keys: in service")
+	}
+	return s.started.Load(), states
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -204,9 +238,7 @@ loop:
 			if snap, ok := s.watched.poll(); ok {
 				s.reload("file_changed", snap)
 			}
-			s.mu.Lock()
-			ready, _ := s.rt.Ready()
-			s.mu.Unlock()
+			ready, _ := s.readiness()
 			if ready != serving {
 				serving = ready
 				envoy.SetServing(hs, ready)
@@ -333,27 +365,33 @@ func (s *server) httpHandler(reg *prometheus.Registry, withPprof bool) http.Hand
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		providers := s.rt.Providers
-		s.mu.Unlock()
+		ready, states := s.readiness()
 		type notReady struct {
 			Provider string `json:"provider"`
 			Error    string `json:"error,omitempty"`
 		}
-		var bad []notReady
-		for _, p := range providers {
-			if !p.Ready() {
-				st := p.Status()
-				bad = append(bad, notReady{Provider: st.Name, Error: st.LastError})
+		bad := []notReady{}
+		for _, name := range slices.Sorted(maps.Keys(states)) {
+			if st := states[name]; !st.Ready {
+				bad = append(bad, notReady{Provider: name, Error: st.Error})
 			}
 		}
-		w.Header().Set("Content-Type", "application/json")
-		if len(bad) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(map[string]any{"ready": false, "not_ready": bad})
-			return
+		body := map[string]any{"ready": ready, "providers": states}
+		status := "ok"
+		switch {
+		case !ready:
+			status = "starting"
+			body["not_ready"] = bad
+		case len(bad) > 0:
+			status = "degraded"
+			body["not_ready"] = bad
 		}
-		json.NewEncoder(w).Encode(map[string]any{"ready": true})
+		body["status"] = status
+		w.Header().Set("Content-Type", "application/json")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(body)
 	})
 	mux.HandleFunc("GET /debug/keys", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()

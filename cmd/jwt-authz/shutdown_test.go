@@ -28,6 +28,7 @@ shutdown_grace: "10s"
 providers:
 - name: auth0
   issuer: %q
+  audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q, min_refresh_interval: "0.001s", fetch_timeout: "1.5s"}
 `, iss.IssuerURL(), iss.JWKSURL()))
 	p := startServe(t, cfg)

@@ -43,6 +43,7 @@ var contractMetrics = map[string]bool{
 	"jwt_authz_token_cache_entries":                 true,
 	"jwt_authz_config_reloads_total":                true,
 	"jwt_authz_build_info":                          true,
+	"jwt_authz_provider_ready":                      true,
 }
 
 var metricName = regexp.MustCompile(`\bjwt_authz_[a-z_]+`)
@@ -153,4 +154,54 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPromtoolProviderNotReady runs promtool's rule unit tests: a provider
+// whose jwt_authz_provider_ready stays 0 fires JwtAuthzProviderNotReady
+// after 5 minutes, one that recovers does not, and neither does a ready one.
+func TestPromtoolProviderNotReady(t *testing.T) {
+	t.Parallel()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not on PATH: install it (apt-get install -y prometheus) to unit-test alerts.yaml")
+	}
+	dir := t.TempDir()
+	rules, err := os.ReadFile("alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/alerts.yaml", rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const tests = `rule_files: [alerts.yaml]
+evaluation_interval: 1m
+tests:
+- interval: 1m
+  input_series:
+  - series: 'jwt_authz_provider_ready{provider="down", instance="a"}'
+    values: '0x10'
+  - series: 'jwt_authz_provider_ready{provider="auth0", instance="a"}'
+    values: '1x10'
+  - series: 'jwt_authz_provider_ready{provider="blip", instance="a"}'
+    values: '0 0 1x8'
+  alert_rule_test:
+  - eval_time: 3m
+    alertname: JwtAuthzProviderNotReady
+    exp_alerts: []
+  - eval_time: 8m
+    alertname: JwtAuthzProviderNotReady
+    exp_alerts:
+    - exp_labels: {severity: critical, provider: down, instance: a}
+      exp_annotations:
+        summary: "jwt-authz provider down on a has no keys; its tokens get 503"
+        description: "See /readyz (status degraded) and /debug/keys for the last fetch error."
+`
+	if err := os.WriteFile(dir+"/tests.yaml", []byte(tests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "test", "rules", "tests.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
 }
