@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jwtauthz/jwt-authz/authz"
+	"github.com/jwtauthz/jwt-authz/config"
 )
 
 // TestTroubleshootingCoversEveryReason: docs/troubleshooting.md has a
@@ -73,5 +74,30 @@ func TestNoPointersOutsideTheRepo(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuth0GuideConfigsAreValid: every whole config in docs/auth0.md (a
+// yaml block that starts at a top-level key) passes validation, with the
+// tenant's domain filled in.
+func TestAuth0GuideConfigsAreValid(t *testing.T) {
+	b, err := os.ReadFile("../../docs/auth0.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1)
+	n := 0
+	for _, m := range blocks {
+		if !strings.HasPrefix(m[1], "listen:") && !strings.HasPrefix(m[1], "providers:") {
+			continue
+		}
+		n++
+		doc := strings.ReplaceAll(m[1], "YOUR_DOMAIN", "example.eu.auth0.com")
+		if _, err := config.Parse([]byte(doc)); err != nil {
+			t.Errorf("docs/auth0.md config %d: %v\n%s", n, err, doc)
+		}
+	}
+	if n < 2 {
+		t.Errorf("found %d configs in docs/auth0.md, want the main one and the RFC 9068 one", n)
 	}
 }
