@@ -24,6 +24,18 @@ func runCheck(t *testing.T, stdin string, args ...string) (code int, stdout, std
 	return code, out.String(), errb.String()
 }
 
+// serveReady starts serve with serveYAML (scope read:target) for iss plus
+// extra, and waits until it is ready; it returns the server and its
+// config file.
+func serveReady(t *testing.T, iss *jwkstest.Issuer, extra string) (*proc, string) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target")+extra)
+	s := startServe(t, cfg)
+	eventually(t, "ready", func() bool { c, _ := s.get(t, "/readyz"); return c == 200 })
+	return s, cfg
+}
+
 // TestCheckOverMTLS drives check against a real jwt-authz serving gRPC
 // over mTLS, with certificates made here: the token from a file and from
 // stdin, and a one-line hint for each TLS mistake.
@@ -33,12 +45,8 @@ func TestCheckOverMTLS(t *testing.T) {
 	p := newPKI(t)
 	p.issue(t, "server", "server", 2)
 	p.issue(t, "client", "client", 3)
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target")+fmt.Sprintf(
-		"listen: {tls: {cert_file: %q, key_file: %q, client_ca_file: %q}}\n",
+	s, _ := serveReady(t, iss, fmt.Sprintf("listen: {tls: {cert_file: %q, key_file: %q, client_ca_file: %q}}\n",
 		filepath.Join(p.dir, "server.pem"), filepath.Join(p.dir, "server-key.pem"), filepath.Join(p.dir, "ca.pem")))
-	s := startServe(t, cfg)
-	eventually(t, "ready", func() bool { c, _ := s.get(t, "/readyz"); return c == 200 })
 	_, port, _ := net.SplitHostPort(s.grpc)
 	byName := net.JoinHostPort("localhost", port) // the name the server certificate holds
 
@@ -92,11 +100,7 @@ func TestCheckOverMTLS(t *testing.T) {
 // each named in one line after the error, exit 2.
 func TestCheckHintsPlaintext(t *testing.T) {
 	t.Parallel()
-	iss := jwkstest.New(t, jwkstest.Options{})
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
-	s := startServe(t, cfg)
-	eventually(t, "ready", func() bool { c, _ := s.get(t, "/readyz"); return c == 200 })
+	s, _ := serveReady(t, jwkstest.New(t, jwkstest.Options{}), "")
 	// Some other HTTP/1.1 server, for the HTTP-port mistake over TLS.
 	https := httptest.NewUnstartedServer(http.NotFoundHandler())
 	https.Config.ErrorLog = log.New(io.Discard, "", 0) // the probes' handshake errors are expected

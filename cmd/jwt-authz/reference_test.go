@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,10 +15,7 @@ import (
 // the same type.
 func TestReferenceListsEveryMetric(t *testing.T) {
 	iss := jwkstest.New(t, jwkstest.Options{})
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
-	s := startServe(t, cfg)
-	eventually(t, "ready", func() bool { c, _ := s.get(t, "/readyz"); return c == 200 })
+	s, cfg := serveReady(t, iss, "")
 	s.check(t, "-token", iss.Sign(t, iss.Claims("c@clients")), "-path", "/echo")
 	s.check(t, "-path", "/echo")
 	writeConfig(t, cfg, "providers: [{name: BAD}]\n")
