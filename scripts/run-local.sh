@@ -314,7 +314,7 @@ EOF
 
 if [[ -n $NGINX ]]; then
 	cat <<EOF
-nginx  http://$NGINX_ADDR  in front of mock-target; asks jwt-authz (HTTP mode, auth_request) first.
+nginx  http://$NGINX_ADDR  in front of mock-target; asks jwt-authz (HTTP mode, auth_request) first. Logs: $RUN_DIR/nginx/
 
 # 6. Through nginx: mock-target's /echo shows the claim headers it received (x-jwt-sub, x-jwt-scope,
 #    x-jwt-client-id); the client's own x-jwt-sub is replaced:
