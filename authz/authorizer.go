@@ -339,7 +339,7 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 		eff.anonymous = rl.AllowAnonymous
 		eff.providersNarrow = len(rl.Require.Providers) > 0
 	}
-	// context_extensions tighten; they never widen (CONTRACT.md).
+	// context_extensions tighten; they never widen (README, "Wiring Envoy").
 	if s := r.Context["scopes"]; s != "" {
 		eff.Scopes = append(append([]string(nil), eff.Scopes...), strings.Fields(s)...)
 	}
@@ -467,7 +467,7 @@ func (a *Authorizer) applyToken(d *Decision, v *verified, r *Request, f found) {
 }
 
 // dryRun turns any decision under a dry-run rule into an allow with
-// reason dry_run (CONTRACT.md) that records, for the log, the reason the
+// reason dry_run (docs/reference.md, rules[].dry_run) that records, for the log, the reason the
 // rule would have given. Claim headers are set only when the token itself
 // was valid.
 func (a *Authorizer) dryRun(d Decision, r *Request) Decision {

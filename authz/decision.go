@@ -171,3 +171,7 @@ func quote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// ApigeeCode returns the Apigee errorcode that deny_body: apigee answers
+// with for a denial with r; "" for the allowing reasons.
+func (r Reason) ApigeeCode() string { return apigeeCodes[r] }

@@ -5,7 +5,7 @@ package authz
 // so it never holds a value from a token or a request.
 type Reason string
 
-// The closed set of reasons (CONTRACT.md).
+// The closed set of reasons (docs/reference.md, "Reasons").
 const (
 	ReasonOK                  Reason = "ok"
 	ReasonAnonymous           Reason = "anonymous"
@@ -51,7 +51,7 @@ type outcome struct {
 	code   string // RFC 6750 error code in the challenge and the body's "error"
 }
 
-// outcomes maps each denying reason to its answer (CONTRACT.md, "Denied").
+// outcomes maps each denying reason to its answer (docs/reference.md, "Reasons").
 var outcomes = map[Reason]outcome{
 	ReasonMissingToken:        {401, "unauthorized"},
 	ReasonMalformedToken:      {401, "invalid_token"},

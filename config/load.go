@@ -53,6 +53,7 @@ func Parse(b []byte) (*configv1.Config, error) {
 	}
 	cfg := &configv1.Config{}
 	var errs fieldErrors
+	checkDuplicateKeys(&errs, b, cfg.ProtoReflect().Descriptor())
 	// checkShape drops what it reports, so the rest can still be decoded
 	// and validated: every problem is reported at once.
 	if !checkShape(&errs, "", doc, cfg.ProtoReflect().Descriptor()) {
@@ -137,6 +138,12 @@ func checkShape(errs *fieldErrors, path string, v any, md protoreflect.MessageDe
 		p := join(path, k)
 		if fd == nil {
 			errs.add(p, "unknown field")
+			delete(obj, k)
+			continue
+		}
+		if _, both := obj[string(fd.Name())]; both && k != string(fd.Name()) {
+			// The field under both of its names: checkDuplicateKeys has
+			// reported it; protojson would stop at it.
 			delete(obj, k)
 			continue
 		}

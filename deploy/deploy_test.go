@@ -31,7 +31,7 @@ import (
 // projectName is what `docker compose` would take from the file's `name:`; compose-go needs one.
 const projectName = "jwt-authz-demo"
 
-// contractMetrics are the metric names of CONTRACT.md ("Metrics"), with the series a histogram adds.
+// contractMetrics are the metric names of docs/reference.md ("Metrics"), with the series a histogram adds.
 var contractMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,
@@ -444,7 +444,7 @@ func TestComposeWiring(t *testing.T) {
 }
 
 // TestGrafana checks the provisioning (data source, dashboard provider) and the dashboard: every panel
-// queries the provisioned data source with PromQL that names only the metrics of CONTRACT.md, and the
+// queries the provisioned data source with PromQL that names only the metrics of docs/reference.md, and the
 // views the demo promises are there.
 func TestGrafana(t *testing.T) {
 	t.Parallel()
@@ -549,7 +549,7 @@ func TestGrafana(t *testing.T) {
 		}
 		for _, m := range promMetrics(expr) {
 			if !contractMetrics[m] {
-				t.Errorf("variable %s: metric %q is not in CONTRACT.md", v.Name, m)
+				t.Errorf("variable %s: metric %q is not in docs/reference.md", v.Name, m)
 			}
 		}
 	}
@@ -580,7 +580,7 @@ func TestGrafana(t *testing.T) {
 			}
 			for _, m := range metrics {
 				if !contractMetrics[m] {
-					t.Errorf("panel %q: metric %q is not in CONTRACT.md", pn.Title, m)
+					t.Errorf("panel %q: metric %q is not in docs/reference.md", pn.Title, m)
 				}
 				used[m] = true
 			}

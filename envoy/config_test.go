@@ -45,7 +45,7 @@ import (
 )
 
 // cfgMaxAuthzTimeout bounds the ext_authz gRPC timeout: every request waits for the check, and the
-// server decides from memory (FACTS.md: Envoy's own default is 200 ms).
+// server decides from memory (Envoy's own default is 200 ms).
 const cfgMaxAuthzTimeout = 500 * time.Millisecond
 
 // cfgFiles returns every Envoy config of the demo.

@@ -192,8 +192,7 @@ func grpcCode(status int) codes.Code {
 	return codes.Internal
 }
 
-// Response renders a Decision as a CheckResponse (CONTRACT.md, "Allowed"
-// and "Denied").
+// Response renders a Decision as a CheckResponse (README, "Decisions").
 func Response(d *authz.Decision) *authv3.CheckResponse {
 	meta := metadata(d)
 	if d.Allow {

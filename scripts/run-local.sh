@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # run-local.sh — what `make run` calls: build dev-issuer, mock-target and jwt-authz into bin/, start
-# them on loopback (logs in .run/*.log), wait until jwt-authz is ready, print the commands of the
-# walkthrough, and stop all three on Ctrl-C (or SIGTERM).
+# them on loopback (logs in .run/*.log), and, when nginx is installed, an nginx in front of
+# mock-target that asks jwt-authz's HTTP authorization mode (auth_request) about every request; wait
+# until everything is ready, print the commands of the walkthrough, and stop it all on Ctrl-C (or
+# SIGTERM).
 #
 # Needs only Go and bash; curl is used when present (the printed commands use it), otherwise the
-# readiness checks speak HTTP over bash's /dev/tcp.
+# readiness checks speak HTTP over bash's /dev/tcp. nginx is optional (apt-get install nginx-light).
 #
 # Environment:
 #   GO                          the go command (default: go)
 #   RUN_LOCAL_EXIT_WHEN_READY=1 stop everything and exit 0 right after printing (for tests and CI)
 #   RUN_LOCAL_READY_TIMEOUT     seconds to wait for readiness (default: 30)
 #   RUN_LOCAL_NO_CURL=1         poll readiness over /dev/tcp even when curl is installed (tests that path)
+#   RUN_LOCAL_NO_NGINX=1        do not start nginx even when it is installed
+#   NGINX                       the nginx command (default: nginx from PATH, or /usr/sbin/nginx)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,7 +28,15 @@ ISSUER_URL=http://127.0.0.1:8081/
 TARGET_ADDR=127.0.0.1:8080
 GRPC_ADDR=127.0.0.1:9001
 HTTP_ADDR=127.0.0.1:9090
+NGINX_ADDR=127.0.0.1:8082
 CONFIG=examples/local.yaml
+
+# nginx is optional: it is looked for on PATH and where Debian puts it (/usr/sbin is not on every
+# user's PATH).
+NGINX=${NGINX:-$(command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true)}
+if [[ ${RUN_LOCAL_NO_NGINX:-} == 1 ]]; then
+	NGINX=
+fi
 
 # The programs started here, as parallel arrays (bash 3.2, macOS's, has no associative arrays).
 NAMES=()
@@ -146,16 +158,99 @@ start() {
 	log "started $name (pid $!), log in $RUN_DIR/$name.log"
 }
 
-for addr in "$ISSUER_ADDR" "$TARGET_ADDR" "$GRPC_ADDR" "$HTTP_ADDR"; do
+# write_nginx_conf writes $RUN_DIR/nginx/nginx.conf: nginx on $NGINX_ADDR in front of mock-target,
+# asking jwt-authz's HTTP authorization mode (http_authz in the config, with
+# forwarded_headers: x-original) about every request with auth_request. The claim headers of an allowed
+# request are copied to the upstream request with auth_request_set + proxy_set_header; an empty value
+# (claim absent, or a denied request) removes the header, so a client's own x-jwt-sub never passes.
+write_nginx_conf() {
+	local dir=$ROOT/$RUN_DIR/nginx temps="client_body_temp_path proxy_temp_path" m v
+	mkdir -p "$dir"
+	v=$("$NGINX" -V 2>&1 || true)
+	# Debian's builds put temp paths under /var/lib/nginx: keep them all here, for each module built in.
+	for m in fastcgi uwsgi scgi; do
+		[[ $v == *"--without-http_${m}_module"* ]] || temps="$temps ${m}_temp_path"
+	done
+	{
+		cat <<EOF
+# Written by scripts/run-local.sh for make run; see the README's HTTP authorization mode.
+daemon off;
+master_process off;
+pid $dir/nginx.pid;
+error_log $dir/error.log notice;
+events { worker_connections 64; }
+http {
+  access_log $dir/access.log;
+EOF
+		for m in $temps; do printf '  %s %s/%s;\n' "$m" "$dir" "${m%_path}"; done
+		cat <<EOF
+  server {
+    listen $NGINX_ADDR;
+
+    location / {
+      auth_request /_jwt_authz;
+      auth_request_set \$jwt_sub \$upstream_http_x_jwt_sub;
+      auth_request_set \$jwt_scope \$upstream_http_x_jwt_scope;
+      auth_request_set \$jwt_client_id \$upstream_http_x_jwt_client_id;
+      auth_request_set \$jwt_permissions \$upstream_http_x_jwt_permissions;
+      auth_request_set \$auth_challenge \$upstream_http_www_authenticate;
+      auth_request_set \$auth_reason \$upstream_http_x_jwt_authz_reason;
+      proxy_set_header x-jwt-sub \$jwt_sub;
+      proxy_set_header x-jwt-scope \$jwt_scope;
+      proxy_set_header x-jwt-client-id \$jwt_client_id;
+      proxy_set_header x-jwt-permissions \$jwt_permissions;
+      error_page 401 = @denied401;
+      error_page 403 = @denied403;
+      proxy_pass http://$TARGET_ADDR;
+    }
+
+    # The subrequest: jwt-authz reads the original method, URI and host from X-Original-*.
+    location = /_jwt_authz {
+      internal;
+      proxy_pass http://$HTTP_ADDR/authz;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI \$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+      proxy_set_header X-Original-Host \$host;
+    }
+
+    # nginx passes a 401's WWW-Authenticate itself; a 403's challenge and the reason are relayed.
+    location @denied401 {
+      add_header X-Jwt-Authz-Reason \$auth_reason always;
+      return 401;
+    }
+    location @denied403 {
+      add_header WWW-Authenticate \$auth_challenge always;
+      add_header X-Jwt-Authz-Reason \$auth_reason always;
+      return 403;
+    }
+  }
+}
+EOF
+	} >"$dir/nginx.conf"
+}
+
+ADDRS=("$ISSUER_ADDR" "$TARGET_ADDR" "$GRPC_ADDR" "$HTTP_ADDR")
+[[ -z $NGINX ]] || ADDRS+=("$NGINX_ADDR")
+for addr in "${ADDRS[@]}"; do
 	if port_in_use "$addr"; then
 		log "$addr is already in use: stop whatever listens there (an earlier make run?) and retry"
 		exit 1
 	fi
 done
 
-log "building into bin/"
 mkdir -p bin "$RUN_DIR"
-"$GO" build -o bin/ ./cmd/...
+# Only the three programs run here (the first build of a fresh clone compiles the dependencies: a
+# minute or two).
+n=0
+for prog in jwt-authz dev-issuer mock-target; do
+	n=$((n + 1))
+	started=$SECONDS
+	log "building bin/$prog ($n/3)..."
+	"$GO" build -o "bin/$prog" "./cmd/$prog"
+	log "built bin/$prog in $((SECONDS - started))s"
+done
 
 DEADLINE=$((SECONDS + READY_TIMEOUT))
 start dev-issuer bin/dev-issuer -addr "$ISSUER_ADDR" -issuer "$ISSUER_URL" -log-format text
@@ -167,6 +262,27 @@ wait_for mock-target "http://$TARGET_ADDR/" || exit 1
 start jwt-authz bin/jwt-authz serve -config "$CONFIG" -log-format text
 if ! wait_for jwt-authz "http://$HTTP_ADDR/readyz"; then
 	exit 1
+fi
+if [[ -n $NGINX ]]; then
+	write_nginx_conf
+	start nginx "$NGINX" -p "$ROOT/$RUN_DIR/nginx" -c "$ROOT/$RUN_DIR/nginx/nginx.conf" -e "$ROOT/$RUN_DIR/nginx/error.log"
+	# Without a token nginx answers 401 once it asks jwt-authz: that is ready.
+	code=000
+	while ((SECONDS < DEADLINE)); do
+		if ! kill -0 "$(pid_of nginx)" 2>/dev/null; then
+			log "nginx exited before it was ready"
+			tail -n 30 "$RUN_DIR/nginx.log" "$RUN_DIR/nginx/error.log" >&2 || true
+			exit 1
+		fi
+		code=$(http_status "http://$NGINX_ADDR/echo")
+		[[ $code == 401 ]] && break
+		sleep 0.2
+	done
+	if [[ $code != 401 ]]; then
+		log "nginx on $NGINX_ADDR answered $code without a token, want 401 (after ${READY_TIMEOUT}s)"
+		tail -n 30 "$RUN_DIR/nginx/error.log" >&2 || true
+		exit 1
+	fi
 fi
 
 cat <<EOF
@@ -196,11 +312,32 @@ curl -X POST ${ISSUER_URL}admin/rotate
 
 EOF
 
+if [[ -n $NGINX ]]; then
+	cat <<EOF
+nginx  http://$NGINX_ADDR  in front of mock-target; asks jwt-authz (HTTP mode, auth_request) first. Logs: $RUN_DIR/nginx/
+
+# 6. Through nginx: mock-target's /echo shows the claim headers it received (x-jwt-sub, x-jwt-scope,
+#    x-jwt-client-id); the client's own x-jwt-sub is replaced:
+curl -s -H "Authorization: Bearer \$TOKEN" -H 'x-jwt-sub: spoofed' http://$NGINX_ADDR/echo
+
+# 7. Through nginx without a token: 401, with the challenge and the reason:
+curl -si http://$NGINX_ADDR/echo
+
+EOF
+else
+	cat <<EOF
+(nginx is not installed. With it, make run also puts nginx in front of mock-target, asking
+jwt-authz's HTTP authorization mode with auth_request. Debian/Ubuntu: sudo apt-get install nginx-light;
+macOS: brew install nginx. Then run make run again.)
+
+EOF
+fi
+
 if [[ ${RUN_LOCAL_EXIT_WHEN_READY:-} == 1 ]]; then
 	log "RUN_LOCAL_EXIT_WHEN_READY=1: stopping"
 	exit 0
 fi
-echo "Press Ctrl-C here to stop all three."
+echo "Press Ctrl-C here to stop ${NAMES[*]}."
 
 # Run until Ctrl-C (the trap stops everything), or until one of the programs exits on its own: then
 # show its log and stop the others. (`wait -n` would do, but macOS's bash 3.2 lacks it.)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,8 +23,10 @@ const usage = `jwt-authz — Envoy ext_authz server for OAuth2 JWT access tokens
 Usage:
   jwt-authz serve    -config FILE [-grpc-addr ADDR] [-http-addr ADDR] [-log-format json|text] [-log-level LEVEL]
   jwt-authz validate -config FILE
-  jwt-authz check    -addr HOST:PORT [-token T] [-method GET] [-path /] [-host H] [-header 'k: v']... [-context k=v]...
+  jwt-authz check    -addr HOST:PORT [-token T | -token - | -token-file FILE] [-path /] [-tls] [-ca FILE] ...
   jwt-authz version
+
+Run 'jwt-authz COMMAND -h' for a command's flags, examples and exit codes.
 `
 
 // run is main without the exit, so tests drive the real commands.
@@ -38,8 +41,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return validate(args[1:], stdout, stderr)
 	case "check":
-		return check(ctx, args[1:], stdout, stderr)
+		return check(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
+		if code, ok := newFlags("version", stdout, stderr).parse(args[1:]); !ok {
+			return code
+		}
 		fmt.Fprintf(stdout, "jwt-authz %s %s\n", version, runtime.Version())
 		return 0
 	case "help", "-h", "-help", "--help":
@@ -50,10 +56,106 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// flags is a subcommand's flag set, with the help that -h prints.
+type flags struct {
+	*flag.FlagSet
+	name   string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newFlags(name string, stdout, stderr io.Writer) *flags {
 	fs := flag.NewFlagSet("jwt-authz "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return fs
+	// The flag package prints the problem itself; parse adds the pointer
+	// to -h, and prints the help on stdout when it was asked for.
+	fs.Usage = func() {}
+	return &flags{FlagSet: fs, name: name, stdout: stdout, stderr: stderr}
+}
+
+// parse parses args; when it returns false the command exits with code:
+// 0 after -h (help on stdout), 2 after a bad flag.
+func (f *flags) parse(args []string) (code int, ok bool) {
+	err := f.Parse(args)
+	switch {
+	case err == nil && f.NArg() > 0:
+		fmt.Fprintf(f.stderr, "jwt-authz %s: unexpected argument %q (see jwt-authz %s -h)\n", f.name, f.Arg(0), f.name)
+		return 2, false
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		f.help(f.stdout)
+		return 0, false
+	}
+	fmt.Fprintf(f.stderr, "see jwt-authz %s -h\n", f.name)
+	return 2, false
+}
+
+// help writes the command's description, flags, examples and exit codes.
+func (f *flags) help(w io.Writer) {
+	h := helps[f.name]
+	fmt.Fprintf(w, "%s\n\nUsage:\n  jwt-authz %s\n\nFlags:\n", h.description, h.synopsis)
+	f.SetOutput(w)
+	f.PrintDefaults()
+	f.SetOutput(f.stderr)
+	fmt.Fprintf(w, "\nExamples:\n%s\nExit codes:\n%s", h.examples, h.exits)
+}
+
+type help struct{ description, synopsis, examples, exits string }
+
+var helps = map[string]help{
+	"serve": {
+		description: `jwt-authz serve runs the ext_authz gRPC server (with grpc.health.v1 and reflection) and
+the HTTP listener (/metrics, /healthz, /readyz, /debug/keys, and the HTTP authorization mode when
+http_authz.enabled). It logs JSON on stderr and never logs a token, authorization or cookie value.
+SIGHUP or a change of the config file reloads it; SIGTERM or SIGINT stops it gracefully.`,
+		synopsis: "serve -config FILE [-grpc-addr ADDR] [-http-addr ADDR] [-log-format json|text] [-log-level LEVEL]",
+		examples: `  jwt-authz serve -config /etc/jwt-authz/config.yaml
+  jwt-authz serve -config examples/local.yaml -log-format text -log-level debug
+`,
+		exits: `  0  stopped by SIGTERM or SIGINT after a graceful shutdown
+  1  could not start (a bad config, a listener that cannot bind)
+  2  bad flags
+`,
+	},
+	"validate": {
+		description: `jwt-authz validate reads a config file and prints every problem, each with its field path
+(such as providers[0].jwks.uri), or FILE: ok. It fetches nothing: key sets are not checked.`,
+		synopsis: "validate -config FILE",
+		examples: `  jwt-authz validate -config /etc/jwt-authz/config.yaml
+  kubectl get configmap jwt-authz -o jsonpath='{.data.config\.yaml}' > c.yaml && jwt-authz validate -config c.yaml
+`,
+		exits: `  0  the config is valid
+  1  the config has problems (printed on stderr, one a line)
+  2  bad flags
+`,
+	},
+	"check": {
+		description: `jwt-authz check sends one CheckRequest, as Envoy would, to a running jwt-authz and prints the
+decision: the reason, the status, and the claim headers it would set upstream (allow) or the
+challenge and body (deny). Use it to test a token and a route against a server, production included:
+-tls, -ca, -cert and -key speak TLS and mTLS; -token-file FILE or -token - (stdin) keep the token out
+of ps and your shell history. Common mistakes (the HTTP port instead of the gRPC one, a name that
+does not resolve, TLS against plaintext) are explained in a one-line hint.`,
+		synopsis: "check [-addr HOST:PORT] [-token T | -token - | -token-file FILE] [-method GET] [-path /] [-host H]\n" +
+			"                  [-header 'k: v']... [-context k=v]... [-tls] [-ca FILE] [-cert FILE -key FILE] [-server-name NAME]",
+		examples: `  jwt-authz check -addr 127.0.0.1:9001 -token "$TOKEN" -path /echo
+  jwt-authz check -addr 127.0.0.1:9001 -path /admin -method POST -context scopes=admin:write
+  printf %s "$TOKEN" | jwt-authz check -addr jwt-authz.auth.svc:9001 -token - -path /v1/orders
+  jwt-authz check -addr jwt-authz.example.com:9001 -tls -ca ca.pem -cert client.pem -key client-key.pem \
+      -token-file token.txt -path /v1/orders -host api.example.com
+`,
+		exits: `  0  allowed
+  1  denied (the reason, status and challenge are printed)
+  2  could not ask: bad flags, no connection, TLS failure (a hint follows the error)
+`,
+	},
+	"version": {
+		description: `jwt-authz version prints the version and the Go version it was built with.`,
+		synopsis:    "version",
+		examples:    "  jwt-authz version\n",
+		exits:       "  0  always\n",
+	},
 }
 
 // multiFlag collects a repeated flag.

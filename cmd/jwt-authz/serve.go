@@ -102,16 +102,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // serveWith is serve with the config watcher's settings, which tests set.
-func serveWith(ctx context.Context, args []string, _ io.Writer, stderr io.Writer, wo watchOptions) int {
-	fs := newFlags("serve", stderr)
+func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, wo watchOptions) int {
+	fs := newFlags("serve", stdout, stderr)
 	path := fs.String("config", "", "config file (YAML)")
 	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
 	httpAddr := fs.String("http-addr", "", "HTTP listen address (overrides listen.http)")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides logging.level)")
 	pprofOn := fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener (off by default)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "jwt-authz serve: -config is required")

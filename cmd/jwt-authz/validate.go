@@ -11,10 +11,10 @@ import (
 // validate prints every problem of a config file, each with its field
 // path, and exits 1; or exits 0 when the file is valid.
 func validate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("validate", stderr)
-	path := fs.String("config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("validate", stdout, stderr)
+	path := fs.String("config", "", "config file (YAML)")
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "jwt-authz validate: -config is required")

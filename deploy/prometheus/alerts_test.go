@@ -31,7 +31,7 @@ type ruleFile struct {
 	} `json:"groups"`
 }
 
-// contractMetrics are the metric names of CONTRACT.md ("Metrics").
+// contractMetrics are the metric names of docs/reference.md ("Metrics").
 var contractMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,

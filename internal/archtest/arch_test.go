@@ -1,5 +1,5 @@
 // Package archtest keeps the dependency arrows pointing one way
-// (STYLE.md): authz imports no gRPC, no Envoy types and none of our other
+// (README, "Layout"): authz imports no gRPC, no Envoy types and none of our other
 // packages; jwks imports no gRPC or Envoy types; only cmd/ and config read
 // the config proto.
 package archtest

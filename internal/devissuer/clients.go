@@ -143,7 +143,7 @@ func validateClients(clients []Client) error {
 }
 
 // WriteClientLines prints one line per client and granted audience, in the
-// format CONTRACT.md fixes:
+// stable format (scripts and tests read it):
 //
 //	client client_id=<id> client_secret=<secret> audience=<aud> scopes="<a b>"
 //

@@ -635,6 +635,10 @@ func TestRunLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9001", "127.0.0.1:9090"}
+	nginx := nginxPath()
+	if nginx != "" {
+		ports = append(ports, "127.0.0.1:8082") // nginx in front of mock-target
+	}
 	portsFree := func(t *testing.T) {
 		t.Helper()
 		for _, a := range ports {
@@ -653,11 +657,11 @@ func TestRunLocal(t *testing.T) {
 		}
 	}
 
-	t.Run("exit when ready", func(t *testing.T) {
+	t.Run("exit when ready, without nginx", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "run-local.sh"))
-		cmd.Env = append(os.Environ(), "RUN_LOCAL_EXIT_WHEN_READY=1")
+		cmd.Env = append(os.Environ(), "RUN_LOCAL_EXIT_WHEN_READY=1", "RUN_LOCAL_NO_NGINX=1")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -669,10 +673,23 @@ func TestRunLocal(t *testing.T) {
 			`bin/jwt-authz check -addr 127.0.0.1:9001 -token "$TOKEN" -path /admin`,
 			`bin/jwt-authz check -addr 127.0.0.1:9001 -path /echo`,
 			`curl -X POST http://127.0.0.1:8081/admin/rotate`,
+			"sudo apt-get install nginx-light",
 		} {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("output lacks %q:\n%s", want, stdout.String())
 			}
+		}
+		// Progress while building, and only the three programs it runs.
+		for _, want := range []string{
+			"run-local: building bin/jwt-authz (1/3)...\n", "run-local: building bin/dev-issuer (2/3)...\n",
+			"run-local: building bin/mock-target (3/3)...\n",
+		} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+			}
+		}
+		if strings.Contains(stderr.String(), "started nginx") || strings.Contains(stderr.String(), "(4/") {
+			t.Errorf("RUN_LOCAL_NO_NGINX=1 but:\n%s", stderr.String())
 		}
 		portsFree(t)
 	})
@@ -713,7 +730,7 @@ func TestRunLocal(t *testing.T) {
 			}
 		})
 
-		var commands []string
+		var commands, viaNginx []string
 		deadline := time.After(5 * time.Minute)
 	read:
 		for {
@@ -724,6 +741,9 @@ func TestRunLocal(t *testing.T) {
 				}
 				if strings.HasPrefix(l, "TOKEN=") || strings.HasPrefix(l, "bin/jwt-authz check") {
 					commands = append(commands, l)
+				}
+				if strings.HasPrefix(l, "curl -s") && strings.Contains(l, "127.0.0.1:8082") {
+					viaNginx = append(viaNginx, l)
 				}
 				if strings.HasPrefix(l, "Press Ctrl-C") {
 					break read
@@ -752,6 +772,9 @@ func TestRunLocal(t *testing.T) {
 					t.Errorf("%s: exit %d, want %d\n%s", commands[i+1], code, want, outb)
 				}
 			}
+			if nginx != "" {
+				checkViaNginx(t, root, commands[0], viaNginx)
+			}
 		}
 
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
@@ -768,4 +791,57 @@ func TestRunLocal(t *testing.T) {
 		}
 		portsFree(t)
 	})
+}
+
+// nginxPath is where run-local.sh finds nginx, or "".
+func nginxPath() string {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	return ""
+}
+
+// checkViaNginx runs the walkthrough's request through nginx: it reaches
+// mock-target, whose /echo shows the claim headers jwt-authz gave nginx
+// (the client's own x-jwt-sub replaced); without a token nginx answers
+// 401 with the challenge and the reason.
+func checkViaNginx(t *testing.T, root, tokenLine string, printed []string) {
+	t.Helper()
+	if len(printed) != 2 {
+		t.Fatalf("printed nginx commands = %q, want two curls through 127.0.0.1:8082", printed)
+	}
+	c := exec.Command("bash", "-c", "set -e; "+tokenLine+"\n"+printed[0])
+	c.Dir = root
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", printed[0], err, out)
+	}
+	var echo struct {
+		Headers map[string]string `json:"headers"`
+	}
+	if err := json.Unmarshal(out, &echo); err != nil {
+		t.Fatalf("through nginx: %v\n%s", err, out)
+	}
+	for k, want := range map[string]string{
+		"x-jwt-sub":       "demo-m2m@clients",
+		"x-jwt-client-id": "demo-m2m",
+		"x-jwt-scope":     "read:target write:target",
+	} {
+		if got := echo.Headers[k]; got != want {
+			t.Errorf("mock-target behind nginx saw %s = %q, want %q (headers %v)", k, got, want, echo.Headers)
+		}
+	}
+	out, err = exec.Command("bash", "-c", printed[1]).Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", printed[1], err, out)
+	}
+	head := strings.ToLower(strings.ReplaceAll(string(out), "\r\n", "\n"))
+	for _, want := range []string{"http/1.1 401 ", "\nwww-authenticate: bearer realm=\"jwt-authz-local\"\n", "\nx-jwt-authz-reason: missing_token\n"} {
+		if !strings.Contains(head, want) {
+			t.Errorf("%s lacks %q:\n%s", printed[1], want, head)
+		}
+	}
 }
