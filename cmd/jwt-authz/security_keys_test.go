@@ -132,7 +132,7 @@ func TestReadinessGatesOnlyTheFirstStart(t *testing.T) {
 			r.Providers["auth0"].Ready && r.Providers["late"].Ready && !r.Providers["down"].Ready
 	})
 	// A second reload: its tick evaluates health after the first one's did.
-	writeConfig(t, cfg, first+providerYAML("down", down, `, fetch_timeout: "2s"`))
+	writeConfig(t, cfg, first+providerYAML("down", down, `, refresh_interval: "600s"`))
 	eventually(t, "second reload counted", func() bool {
 		_, m := p.get(t, "/metrics")
 		return strings.Contains(m, `jwt_authz_config_reloads_total{result="success"} 2`)
