@@ -778,7 +778,8 @@ func TestDiscovery(t *testing.T) {
 		"id_token_signing_alg_values_supported": []any{"RS256"},
 		"token_endpoint_auth_methods_supported": []any{"client_secret_post", "client_secret_basic"},
 		"scopes_supported":                      []any{"admin:write", "read:target", "write:target"},
-		"claims_supported":                      []any{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions", "azp"},
+		"claims_supported":                      []any{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions", "cnf", "azp"},
+		"dpop_signing_alg_values_supported":     []any{"ES256", "PS256", "RS256", "EdDSA"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("discovery (-want +got):\n%s", diff)
