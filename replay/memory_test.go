@@ -122,14 +122,7 @@ func TestMemoryFullRefusesNewKeysAndKeepsLiveOnes(t *testing.T) {
 		t.Fatalf("Len() = %d, want 2", n)
 	}
 
-	want := `
-# HELP jwt_authz_dpop_replay_store_errors_total DPoP replay-store claims that could not be answered; the proof was refused (fail closed).
-# TYPE jwt_authz_dpop_replay_store_errors_total counter
-jwt_authz_dpop_replay_store_errors_total{error="full",store="memory"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "jwt_authz_dpop_replay_store_errors_total"); err != nil {
-		t.Fatal(err)
-	}
+	wantErrorMetric(t, reg, `jwt_authz_dpop_replay_store_errors_total{error="full",store="memory"} 1`)
 }
 
 func TestMemoryExpiredKeyIsNewAgain(t *testing.T) {
@@ -182,16 +175,23 @@ func TestMemoryRefusesBadInput(t *testing.T) {
 func TestMemoryConcurrentClaims(t *testing.T) {
 	t.Parallel()
 	mem := newMemory(t, MemoryOptions{MaxEntries: 1000})
+	claimConcurrently(t, []Store{mem}, 32, 50)
+}
+
+// claimConcurrently has goroutines claim the same keys at once, spread over
+// the stores (replicas of one shared store, or one store), and checks that
+// exactly one claim of each key answered new.
+func claimConcurrently(t *testing.T, stores []Store, goroutines, keys int) {
+	t.Helper()
 	exp := time.Now().Add(time.Minute)
-	const goroutines, keys = 32, 50
-	var wins [keys]atomic.Int32
+	wins := make([]atomic.Int32, keys)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for range goroutines {
+	for g := range goroutines {
 		wg.Go(func() {
 			<-start
 			for k := range keys {
-				ok, err := mem.Claim(t.Context(), "jti-"+strconv.Itoa(k), exp)
+				ok, err := stores[g%len(stores)].Claim(t.Context(), "jti-"+strconv.Itoa(k), exp)
 				if err != nil {
 					t.Error(err)
 					return
@@ -208,6 +208,18 @@ func TestMemoryConcurrentClaims(t *testing.T) {
 		if n := wins[k].Load(); n != 1 {
 			t.Errorf("key %d: %d claims answered new, want exactly 1", k, n)
 		}
+	}
+}
+
+// wantErrorMetric compares jwt_authz_dpop_replay_store_errors_total,
+// scraped as text, with the given sample lines.
+func wantErrorMetric(t *testing.T, reg *prometheus.Registry, samples ...string) {
+	t.Helper()
+	want := `# HELP jwt_authz_dpop_replay_store_errors_total DPoP replay-store claims that could not be answered; the proof was refused (fail closed).
+# TYPE jwt_authz_dpop_replay_store_errors_total counter
+` + strings.Join(samples, "\n") + "\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "jwt_authz_dpop_replay_store_errors_total"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -82,8 +82,15 @@ func StartDPoPServer(t testing.TB) *DPoPServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, "server.mjs", "0")
 	cmd.Dir = dir
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
+	// stderr goes to a file: read only to explain a failure, no locking.
+	stderrPath := filepath.Join(t.TempDir(), "server.stderr")
+	stderr, err := os.Create(stderrPath)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer stderr.Close() // the child has its own descriptor
+	cmd.Stderr = stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second // then killed
 	stdout, err := cmd.StdoutPipe()
@@ -119,13 +126,13 @@ func StartDPoPServer(t testing.TB) *DPoPServer {
 	select {
 	case s, ok := <-ready:
 		if !ok {
-			t.Fatalf("interop: server.mjs exited before its ready line; stderr:\n%s", stderr.String())
+			t.Fatalf("interop: server.mjs exited before its ready line; stderr:\n%s", readFile(stderrPath))
 		}
 		s.dir = dir
 		t.Logf("interop: oidc-provider at %s", s.Issuer)
 		return s
 	case <-time.After(startTimeout):
-		t.Fatalf("interop: no ready line from server.mjs within %v; stderr:\n%s", startTimeout, stderr.String())
+		t.Fatalf("interop: no ready line from server.mjs within %v; stderr:\n%s", startTimeout, readFile(stderrPath))
 	}
 	return nil
 }
@@ -249,6 +256,11 @@ func copyFiles(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(tail(b, 4000))
 }
 
 func tail(b []byte, n int) []byte {
