@@ -169,9 +169,7 @@ func TestRedisKeyIsNewAfterExpiry(t *testing.T) {
 		if ok {
 			break
 		}
-		if time.Now().Before(exp) {
-			continue // still inside the first window: "seen" is right
-		}
+		// Before exp, "seen" is right; after it, Redis has the key expire.
 		if time.Now().After(deadline) {
 			t.Fatal("key still seen 5 s after its expiry")
 		}
@@ -238,7 +236,7 @@ func TestRedisSlowFailsClosedAfterTimeout(t *testing.T) {
 	if ok || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("claim while paused: %v, %v; want false, ErrUnavailable", ok, err)
 	}
-	if elapsed < timeout || elapsed > timeout+500*time.Millisecond {
+	if elapsed < timeout || elapsed > timeout+2*time.Second { // the pause lasts 10 s
 		t.Fatalf("claim while paused took %v, want the %v timeout", elapsed, timeout)
 	}
 	wantErrorMetric(t, reg, `jwt_authz_dpop_replay_store_errors_total{error="timeout",store="redis"} 1`)
