@@ -3,6 +3,7 @@ package devissuer
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -38,7 +39,11 @@ const (
 
 // DPoPAlgorithms are the proof algorithms the dev-issuer accepts (and
 // advertises as dpop_signing_alg_values_supported): asymmetric only.
-var DPoPAlgorithms = []string{"ES256", "PS256", "RS256", "EdDSA"}
+// Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519, which
+// clients such as oauth4webapi use.
+var DPoPAlgorithms = []string{"ES256", "PS256", "RS256", "EdDSA", algEd25519}
+
+const algEd25519 = "Ed25519"
 
 // privateJWKMembers are the JWK members that carry private or symmetric key
 // material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2). A proof's jwk must
@@ -80,7 +85,7 @@ func (iss *Issuer) checkDPoP(r *http.Request) (jkt string, err error) {
 	if err != nil {
 		return "", err
 	}
-	payload, err := jws.Verify([]byte(proof), jws.WithKey(alg, key))
+	payload, err := verifyProof(proof, alg, key)
 	if err != nil {
 		return "", errProof("DPoP proof signature does not verify with its jwk")
 	}
@@ -116,6 +121,24 @@ func (iss *Issuer) checkDPoP(r *http.Request) (jkt string, err error) {
 		return "", errProof("DPoP proof was already used (jti replayed)")
 	}
 	return jkt, nil
+}
+
+// verifyProof checks the signature and returns the payload. jwx v2 does not
+// know the name Ed25519, so that one is checked with crypto/ed25519.
+func verifyProof(proof string, alg jwa.SignatureAlgorithm, key jwk.Key) ([]byte, error) {
+	if alg != algEd25519 {
+		return jws.Verify([]byte(proof), jws.WithKey(alg, key))
+	}
+	var pub ed25519.PublicKey
+	if err := key.Raw(&pub); err != nil {
+		return nil, err
+	}
+	i := strings.LastIndexByte(proof, '.')
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(proof[i+1:])
+	if err != nil || !ed25519.Verify(pub, []byte(proof[:i]), sig) {
+		return nil, errors.New("ed25519 signature does not verify")
+	}
+	return base64.RawURLEncoding.Strict().DecodeString(proof[strings.IndexByte(proof, '.')+1 : i])
 }
 
 // parseProofHeader checks the protected header of a compact proof: typ
@@ -182,7 +205,7 @@ func keySuitsAlg(key jwk.Key, alg jwa.SignatureAlgorithm) error {
 			return nil
 		}
 	case jwk.OKPPublicKey:
-		if alg == jwa.EdDSA && k.Crv() == jwa.Ed25519 {
+		if (alg == jwa.EdDSA || alg == algEd25519) && k.Crv() == jwa.Ed25519 {
 			return nil
 		}
 	}

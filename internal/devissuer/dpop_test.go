@@ -49,7 +49,7 @@ func newProofKey(t *testing.T, alg string) proofKey {
 		return proofKey{alg: alg, signer: k}
 	case "RS256", "PS256":
 		return proofKey{alg: alg, signer: proofRSAKey()}
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -130,7 +130,7 @@ func (k proofKey) sign(t *testing.T, header, claims map[string]any) string {
 		sig, err = rsa.SignPKCS1v15(rand.Reader, k.signer.(*rsa.PrivateKey), crypto.SHA256, digest[:])
 	case "PS256":
 		sig, err = rsa.SignPSS(rand.Reader, k.signer.(*rsa.PrivateKey), crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		sig = ed25519.Sign(k.signer.(ed25519.PrivateKey), []byte(input))
 	}
 	if err != nil {
@@ -261,6 +261,11 @@ func TestDPoPInvalidProofs(t *testing.T) {
 		{name: "alg none", key: es, edit: func(h, _ map[string]any) { h["alg"] = "none" }, detail: "alg must be one of"},
 		{name: "alg ES384", key: es, edit: func(h, _ map[string]any) { h["alg"] = "ES384" }, detail: "alg must be one of"},
 		{name: "alg does not suit key", key: es, edit: func(h, _ map[string]any) { h["alg"] = "RS256" }, detail: "does not suit alg RS256"},
+		{name: "Ed25519 alg with EC key", key: es, edit: func(h, _ map[string]any) { h["alg"] = "Ed25519" }, detail: "does not suit alg Ed25519"},
+		{name: "Ed25519 signature of other key", key: ed, edit: func(h, _ map[string]any) {
+			h["alg"] = "Ed25519"
+			h["jwk"] = newProofKey(t, "Ed25519").publicJWK()
+		}, detail: "signature does not verify"},
 		{name: "no jwk", key: es, edit: func(h, _ map[string]any) { delete(h, "jwk") }, detail: "has no jwk"},
 		{name: "jwk with private d", key: es, edit: func(h, _ map[string]any) {
 			h["jwk"].(map[string]any)["d"] = b64(es.signer.(*ecdsa.PrivateKey).D.Bytes())
@@ -393,7 +398,7 @@ func TestDPoPMutatedProofs(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := mrand.New(mrand.NewPCG(seed, 7638))
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ "
-	keys := []proofKey{newProofKey(t, "ES256"), newProofKey(t, "EdDSA"), newProofKey(t, "RS256")}
+	keys := []proofKey{newProofKey(t, "ES256"), newProofKey(t, "EdDSA"), newProofKey(t, "RS256"), newProofKey(t, "Ed25519")}
 	accepted := 0
 	for i := range 200 {
 		k := keys[i%len(keys)]

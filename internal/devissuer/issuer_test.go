@@ -779,7 +779,7 @@ func TestDiscovery(t *testing.T) {
 		"token_endpoint_auth_methods_supported": []any{"client_secret_post", "client_secret_basic"},
 		"scopes_supported":                      []any{"admin:write", "read:target", "write:target"},
 		"claims_supported":                      []any{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions", "cnf", "azp"},
-		"dpop_signing_alg_values_supported":     []any{"ES256", "PS256", "RS256", "EdDSA"},
+		"dpop_signing_alg_values_supported":     []any{"ES256", "PS256", "RS256", "EdDSA", "Ed25519"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("discovery (-want +got):\n%s", diff)
