@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -181,9 +182,20 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (req tokenRequest,
 		}
 	}
 	if id, secret, ok := r.BasicAuth(); ok && req.ClientID == "" && req.ClientSecret == "" {
-		req.ClientID, req.ClientSecret = id, secret
+		// RFC 6749 §2.3.1: both are form-urlencoded before the Basic
+		// encoding; clients such as oauth4webapi encode even "-".
+		req.ClientID, req.ClientSecret = formDecode(id), formDecode(secret)
 	}
 	return req, ""
+}
+
+// formDecode undoes application/x-www-form-urlencoded; a value that is not
+// validly encoded is taken as it is, as from a client that did not encode.
+func formDecode(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
 }
 
 // authenticate compares secrets in constant time, and spends the same work on
