@@ -47,18 +47,33 @@ const (
 // projectFiles are copied from interop/dpop into the cache directory.
 var projectFiles = []string{"package.json", "package-lock.json", ".npmrc", "server.mjs", "client.mjs"}
 
+// Client is oauth4webapi (interop/dpop/client.mjs) set up for one client of
+// one authorization server.
+type Client struct {
+	Issuer       string `json:"issuer"` // found through its discovery document
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"` // sent with client_secret_basic
+	Resource     string `json:"resource"`      // sent as resource and as Auth0's audience
+	dir          string
+}
+
 // DPoPServer is a running interop/dpop/server.mjs: an oidc-provider with one
 // client-credentials client, issuing JWT access tokens bound with cnf.jkt.
+// Its Client is that client.
 type DPoPServer struct {
-	Issuer        string `json:"issuer"`         // no trailing slash: oidc-provider's form
+	Client
 	JWKSURI       string `json:"jwks_uri"`       // its signing keys
 	TokenEndpoint string `json:"token_endpoint"` // POST, client_secret_basic, DPoP header
-	ClientID      string `json:"client_id"`
-	ClientSecret  string `json:"client_secret"`
-	Resource      string `json:"resource"` // the access token's aud
 	Scope         string `json:"scope"`
 	Alg           string `json:"alg"` // of the access tokens
-	dir           string
+}
+
+// NewClient sets up oauth4webapi for another authorization server (such as
+// dev-issuer), or skips t as StartDPoPServer does.
+func NewClient(t testing.TB, issuer, clientID, clientSecret, resource string) *Client {
+	t.Helper()
+	requireNode(t)
+	return &Client{Issuer: issuer, ClientID: clientID, ClientSecret: clientSecret, Resource: resource, dir: installProject(t)}
 }
 
 // DPoPRequest is a resource request made by oauth4webapi but not sent: the
@@ -138,8 +153,8 @@ func StartDPoPServer(t testing.TB) *DPoPServer {
 }
 
 // Request has oauth4webapi get a DPoP-bound token by client credentials from
-// s and make the proof for method and url.
-func (s *DPoPServer) Request(t testing.TB, method, url string) DPoPRequest {
+// the issuer and make the proof for method and url.
+func (s *Client) Request(t testing.TB, method, url string) DPoPRequest {
 	t.Helper()
 	node := requireNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/jwtauthz/jwt-authz/internal/devissuer"
 )
 
 // TestDPoPInterop gets a DPoP-bound access token from oidc-provider and a
@@ -155,4 +158,38 @@ func decode(t *testing.T, compact string) (header, payload map[string]any) {
 		}
 	}
 	return header, payload
+}
+
+// TestDevIssuerAcceptsOAuth4WebAPIProofs: dev-issuer checks the DPoP proof of
+// a real client library's token request and binds the token to its key.
+func TestDevIssuerAcceptsOAuth4WebAPIProofs(t *testing.T) {
+	var iss *devissuer.Issuer
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { iss.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	var err error
+	if iss, err = devissuer.New(devissuer.Options{Issuer: srv.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	client := NewClient(t, srv.URL+"/", "demo-m2m", "demo-m2m-secret", devissuer.DemoAudience)
+	r := client.Request(t, http.MethodGet, "http://127.0.0.1:10000/json")
+
+	if !strings.EqualFold(r.TokenType, "DPoP") {
+		t.Errorf("token_type %q, want DPoP", r.TokenType)
+	}
+	_, claims := decode(t, r.AccessToken)
+	cnf, _ := claims["cnf"].(map[string]any)
+	msg, err := jws.Parse([]byte(r.Proof))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumb, err := msg.Signatures()[0].ProtectedHeaders().JWK().Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := base64.RawURLEncoding.EncodeToString(thumb); cnf["jkt"] != want {
+		t.Errorf("cnf %v, want jkt %s (the client's proof key)", cnf, want)
+	}
+	if claims["aud"] != devissuer.DemoAudience || claims["azp"] != "demo-m2m" {
+		t.Errorf("claims aud %v azp %v", claims["aud"], claims["azp"])
+	}
 }

@@ -24,7 +24,9 @@ const client = { client_id: clientId };
 const keyPair = await oauth.generateKeyPair('ES256');
 const DPoP = oauth.DPoP(client, keyPair);
 
-const params = new URLSearchParams({ resource, scope: 'read:target' });
+// resource for RFC 8707 servers (oidc-provider), audience for Auth0 (and
+// dev-issuer).
+const params = new URLSearchParams({ resource, audience: resource, scope: 'read:target' });
 const grant = () => oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(clientSecret), params, { DPoP, ...insecure });
 let token;
 try {
