@@ -8,6 +8,14 @@
 // memory, and both fail closed: an error means "could not record", and the
 // caller refuses the proof.
 //
+// How a verifier calls it: once per proof, after every other check of the
+// proof and its token passed (so that only proofs of valid tokens take room),
+// with key = the proof key's thumbprint, a space, and the jti (a jti is unique
+// per key, and nobody can use up another key's identifiers), and expiry just
+// after the last instant the proof would be accepted: its iat plus iat_offset
+// plus iat_leeway, plus a second (expiry is exclusive). false means replayed;
+// an error means refuse the proof.
+//
 // Concurrency: both stores are safe for concurrent use. Memory guards one map
 // and one min-heap with a mutex held for a map lookup and a heap operation,
 // and starts no goroutine. Redis uses go-redis's connection pool.
