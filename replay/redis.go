@@ -39,7 +39,8 @@ type RedisOptions struct {
 	// TLS connects with TLS, verifying the server's certificate against the
 	// system roots for the host of Address, unless TLSConfig says otherwise.
 	TLS bool
-	// TLSConfig is used when TLS is set. Nil means a default config.
+	// TLSConfig is used when TLS is set. Nil means a default config; an
+	// empty ServerName means the host of Address.
 	TLSConfig *tls.Config
 	// KeyPrefix starts every key: DefaultKeyPrefix when empty. At most 128
 	// bytes. Replicas that must see each other's proofs use the same prefix.
@@ -104,8 +105,10 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	if opts.TLS {
 		tlsConfig = opts.TLSConfig.Clone()
 		if tlsConfig == nil {
-			host, _, _ := net.SplitHostPort(opts.Address)
-			tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if tlsConfig.ServerName == "" {
+			tlsConfig.ServerName, _, _ = net.SplitHostPort(opts.Address)
 		}
 	}
 	s.client = redis.NewClient(&redis.Options{

@@ -2,9 +2,19 @@ package replay
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,7 +34,18 @@ type redisServer struct {
 	done  chan struct{}
 }
 
-func startRedis(t *testing.T, args ...string) *redisServer {
+// redisSetup is how a test's redis-server runs.
+type redisSetup struct {
+	password string // --requirepass
+	tls      *testTLS
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	return startRedisWith(t, redisSetup{})
+}
+
+func startRedisWith(t *testing.T, setup redisSetup) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -32,41 +53,46 @@ func startRedis(t *testing.T, args ...string) *redisServer {
 	}
 	var lastErr error
 	for range 5 { // a free port can be taken between probe and bind: retry
-		s, err := tryStartRedis(t, bin, args)
+		s, err := tryStartRedis(t, bin, setup)
 		if err == nil {
 			return s
 		}
 		lastErr = err
 	}
+	if setup.tls != nil {
+		t.Skipf("redis-server does not start with TLS (built without it?): %v", lastErr)
+	}
 	t.Fatalf("start redis-server: %v", lastErr)
 	return nil
 }
 
-func tryStartRedis(t *testing.T, bin string, args []string) (*redisServer, error) {
+func tryStartRedis(t *testing.T, bin string, setup redisSetup) (*redisServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--loglevel", "warning"}
+	var adminTLS *tls.Config
+	if setup.password != "" {
+		args = append(args, "--requirepass", setup.password)
+	}
+	if setup.tls != nil {
+		args = append(args, "--port", "0", "--tls-port", port, "--tls-auth-clients", "no",
+			"--tls-cert-file", setup.tls.certFile, "--tls-key-file", setup.tls.keyFile, "--tls-ca-cert-file", setup.tls.certFile)
+		adminTLS = setup.tls.client
+	}
 	var out strings.Builder
-	cmd := exec.Command(bin, append([]string{
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--loglevel", "warning",
-	}, args...)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := &redisServer{addr: "127.0.0.1:" + port, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
-	password := ""
-	for i, a := range args {
-		if a == "--requirepass" && i+1 < len(args) {
-			password = args[i+1]
-		}
-	}
-	s.admin = redis.NewClient(&redis.Options{Addr: s.addr, Password: password, Protocol: 2, DisableIdentity: true})
+	s.admin = redis.NewClient(&redis.Options{Addr: s.addr, Password: setup.password, TLSConfig: adminTLS, Protocol: 2, DisableIdentity: true})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -263,7 +289,7 @@ func TestRedisSlowFailsClosedAfterTimeout(t *testing.T) {
 
 func TestRedisAuthentication(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t, "--requirepass", "s3cret")
+	srv := startRedisWith(t, redisSetup{password: "s3cret"})
 	exp := time.Now().Add(time.Minute)
 	bad := newRedis(t, RedisOptions{Address: srv.addr, Password: "wrong", Timeout: time.Second})
 	if ok, err := bad.Claim(t.Context(), "k", exp); ok || !errors.Is(err, ErrUnavailable) {
@@ -311,6 +337,82 @@ func TestRedisRefusesBadInput(t *testing.T) {
 		_, err := NewRedis(tc.opts)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: NewRedis error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// testTLS is a self-signed certificate for 127.0.0.1 in files, and a client
+// config that trusts it.
+type testTLS struct {
+	certFile, keyFile string
+	client            *tls.Config
+}
+
+func newTestTLS(t *testing.T) *testTLS {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "redis test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tt := &testTLS{certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem")}
+	if err := os.WriteFile(tt.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tt.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	tt.client = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return tt
+}
+
+func TestRedisTLS(t *testing.T) {
+	t.Parallel()
+	tt := newTestTLS(t)
+	srv := startRedisWith(t, redisSetup{tls: tt})
+	exp := time.Now().Add(time.Minute)
+
+	// The server's certificate is verified for the host of Address.
+	s := newRedis(t, RedisOptions{Address: srv.addr, TLS: true, TLSConfig: &tls.Config{RootCAs: tt.client.RootCAs}, Timeout: 2 * time.Second})
+	mustClaim(t, s, "tls", exp, true)
+	mustClaim(t, s, "tls", exp, false)
+
+	for _, tc := range []struct {
+		name string
+		opts RedisOptions
+	}{
+		{name: "system roots do not know the certificate", opts: RedisOptions{Address: srv.addr, TLS: true, Timeout: 2 * time.Second}},
+		{name: "another server name", opts: RedisOptions{Address: srv.addr, TLS: true, TLSConfig: &tls.Config{RootCAs: tt.client.RootCAs, ServerName: "redis.example"}, Timeout: 2 * time.Second}},
+		{name: "plain TCP to a TLS port", opts: RedisOptions{Address: srv.addr, Timeout: 200 * time.Millisecond}},
+	} {
+		bad := newRedis(t, tc.opts)
+		if ok, err := bad.Claim(t.Context(), "other", exp); ok || !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: %v, %v; want false, ErrUnavailable", tc.name, ok, err)
 		}
 	}
 }
