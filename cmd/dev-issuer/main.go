@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +41,11 @@ func run() int {
 	tokenTTL := fs.Duration("token-ttl", devissuer.DefaultTokenTTL, "access token lifetime (exp - iat, expires_in)")
 	jwksMaxAge := fs.Duration("jwks-max-age", devissuer.DefaultJWKSMaxAge, "Cache-Control max-age of the JWKS and discovery document")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
+	mtlsAddr := fs.String("mtls-addr", "", "also listen here with TLS, requiring a client certificate: POST /oauth/token issues tokens bound to it (cnf x5t#S256); empty = no such listener")
+	mtlsURL := fs.String("mtls-url", "", "URL of the mTLS token endpoint for the discovery document; empty = https://<mtls-addr>/oauth/token")
+	tlsCert := fs.String("tls-cert", "", "server certificate (PEM) of the mTLS listener; empty with -tls-key empty = a self-signed one, written to a file printed at start")
+	tlsKey := fs.String("tls-key", "", "server key (PEM) of the mTLS listener")
+	clientCA := fs.String("client-ca", "", "CA certificates (PEM) that client certificates must chain to; empty = any client certificate (the token is bound to it; the client still authenticates with its secret)")
 	adminAllow := fs.String("admin-allow", "", "comma-separated networks (CIDR or address) whose callers may use /admin/*, besides loopback, e.g. a compose network: 172.16.0.0/12,192.168.0.0/16,10.0.0.0/8; empty = loopback only")
 	fs.Usage = func() {
 		out := fs.Output()
@@ -48,7 +54,9 @@ func run() int {
 			"Serves POST /oauth/token (client credentials), GET /.well-known/jwks.json,\n"+
 			"GET /.well-known/openid-configuration, and, to loopback callers (and\n"+
 			"-admin-allow networks) only, POST /admin/rotate, POST /admin/revoke?kid=KID,\n"+
-			"GET /admin/keys.\n\nFlags:\n")
+			"GET /admin/keys. A token request with a DPoP proof header gets a DPoP-bound\n"+
+			"token (token_type DPoP, cnf.jkt). With -mtls-addr, POST /oauth/token there\n"+
+			"issues tokens bound to the client certificate (cnf x5t#S256).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -81,6 +89,20 @@ func run() int {
 		return 2
 	}
 
+	var mtls *mtlsListener
+	if *mtlsAddr != "" {
+		if mtls, err = newMTLSListener(*mtlsAddr, *mtlsURL, devissuer.MTLSOptions{
+			CertFile: *tlsCert, KeyFile: *tlsKey, ClientCAFile: *clientCA,
+		}); err != nil {
+			logger.Error("mtls listener", "error", err)
+			return 1
+		}
+		defer mtls.ln.Close()
+	} else if *tlsCert != "" || *tlsKey != "" || *clientCA != "" || *mtlsURL != "" {
+		fmt.Fprintln(os.Stderr, "dev-issuer: -tls-cert, -tls-key, -client-ca and -mtls-url need -mtls-addr")
+		return 2
+	}
+
 	clients := devissuer.DemoClients()
 	if *clientsFile != "" {
 		if clients, err = devissuer.LoadClients(*clientsFile); err != nil {
@@ -89,14 +111,15 @@ func run() int {
 		}
 	}
 	iss, err := devissuer.New(devissuer.Options{
-		Issuer:     *issuer,
-		Clients:    clients,
-		Profile:    devissuer.Profile(*profile),
-		TokenTTL:   *tokenTTL,
-		JWKSMaxAge: *jwksMaxAge,
-		KeyFile:    *keyFile,
-		Logger:     logger,
-		AdminAllow: allow,
+		Issuer:            *issuer,
+		Clients:           clients,
+		Profile:           devissuer.Profile(*profile),
+		TokenTTL:          *tokenTTL,
+		JWKSMaxAge:        *jwksMaxAge,
+		KeyFile:           *keyFile,
+		Logger:            logger,
+		AdminAllow:        allow,
+		MTLSTokenEndpoint: mtls.tokenEndpoint(),
 	})
 	if err != nil {
 		logger.Error("start issuer", "error", err)
@@ -106,10 +129,61 @@ func run() int {
 		logger.Error("print clients", "error", err)
 		return 1
 	}
-	return serve(logger, *addr, iss, iss.Keys(), allow)
+	if mtls != nil {
+		fmt.Printf("mtls token_endpoint=%s server_cert=%s client_ca=%q\n", mtls.url, mtls.certFile, *clientCA)
+	}
+	return serve(logger, *addr, iss, iss.Keys(), allow, mtls)
 }
 
-func serve(logger *slog.Logger, addr string, h http.Handler, keys devissuer.KeyState, adminAllow []netip.Prefix) int {
+// mtlsListener is the optional listener that requires client certificates.
+type mtlsListener struct {
+	ln       net.Listener // TLS
+	url      string       // its token endpoint
+	certFile string       // the server certificate clients should trust
+}
+
+func newMTLSListener(addr, url string, opts devissuer.MTLSOptions) (*mtlsListener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-mtls-addr %q: %w", addr, err)
+	}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		opts.Hosts = []string{host, "127.0.0.1", "::1", "localhost"}
+	}
+	cfg, certPEM, err := devissuer.MTLSServerConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	certFile := opts.CertFile
+	if certFile == "" {
+		f, err := os.CreateTemp("", "dev-issuer-mtls-*.pem")
+		if err != nil {
+			return nil, fmt.Errorf("write the generated server certificate: %w", err)
+		}
+		_, werr := f.Write(certPEM)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return nil, fmt.Errorf("write the generated server certificate: %w", err)
+		}
+		certFile = f.Name()
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if url == "" {
+		url = "https://" + ln.Addr().String() + "/oauth/token"
+	}
+	return &mtlsListener{ln: tls.NewListener(ln, cfg), url: url, certFile: certFile}, nil
+}
+
+func (m *mtlsListener) tokenEndpoint() string {
+	if m == nil {
+		return ""
+	}
+	return m.url
+}
+
+func serve(logger *slog.Logger, addr string, iss *devissuer.Issuer, keys devissuer.KeyState, adminAllow []netip.Prefix, mtls *mtlsListener) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -118,15 +192,30 @@ func serve(logger *slog.Logger, addr string, h http.Handler, keys devissuer.KeyS
 		logger.Error("listen", "addr", addr, "error", err)
 		return 1
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
 	}
 	logger.Info("dev-issuer listening", "addr", ln.Addr().String(), "current_kid", keys.Current, "next_kid", keys.Next, "admin_allow", adminAllow)
-	return httpserver.Run(ctx, srv, ln, logger)
+	// Each server runs until the signal, or until the other one fails.
+	codes := make(chan int, 2)
+	n := 1
+	go func() { codes <- httpserver.Run(ctx, newServer(iss), ln, logger); stop() }()
+	if mtls != nil {
+		n++
+		logger.Info("dev-issuer mtls listening", "addr", mtls.ln.Addr().String(), "token_endpoint", mtls.url)
+		go func() { codes <- httpserver.Run(ctx, newServer(iss.MTLSHandler()), mtls.ln, logger); stop() }()
+	}
+	code := 0
+	for range n {
+		code = max(code, <-codes)
+	}
+	return code
 }

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/jwtauthz/jwt-authz/replay"
 )
 
 // Profile selects the shape of issued tokens.
@@ -77,6 +79,10 @@ type Options struct {
 	// Logger receives one line per issued token, rotation and revocation.
 	// Nil means no logs.
 	Logger *slog.Logger
+	// MTLSTokenEndpoint is the URL of POST /oauth/token on the mutual-TLS
+	// listener (MTLSHandler), advertised as the discovery document's
+	// mtls_endpoint_aliases (RFC 8705 §5). Empty means no such listener.
+	MTLSTokenEndpoint string
 	// AdminAllow lists the networks, besides loopback, whose callers may use
 	// the admin endpoints (rotate, revoke, keys), e.g. a docker compose
 	// network. Loopback callers are always allowed. Nil means loopback only.
@@ -96,7 +102,11 @@ type Issuer struct {
 	clients     map[string]Client
 	scopes      []string // every granted scope, for the discovery document
 	adminAllow  []netip.Prefix
+	tokenURL    string // normalised, as DPoP proofs' htu must name it
+	mtlsURL     string // the token endpoint on the mTLS listener, if any
+	proofs      *replay.Memory
 	mux         *http.ServeMux
+	mtlsMux     *http.ServeMux
 
 	mu   sync.Mutex
 	keys *keyRing
@@ -117,6 +127,12 @@ func New(opts Options) (*Issuer, error) {
 		now:         opts.Now,
 		log:         opts.Logger,
 		adminAllow:  slices.Clone(opts.AdminAllow),
+	}
+	if opts.MTLSTokenEndpoint != "" {
+		if _, err := normalizeHTU(opts.MTLSTokenEndpoint); err != nil || !strings.HasPrefix(opts.MTLSTokenEndpoint, "https://") {
+			return nil, fmt.Errorf("devissuer: mtls token endpoint %q: want an absolute https URL", opts.MTLSTokenEndpoint)
+		}
+		iss.mtlsURL = opts.MTLSTokenEndpoint
 	}
 	for _, p := range iss.adminAllow {
 		if !p.IsValid() {
@@ -168,6 +184,14 @@ func New(opts Options) (*Issuer, error) {
 	if err := iss.initKeys(); err != nil {
 		return nil, err
 	}
+	iss.tokenURL, _ = normalizeHTU(iss.issuer + "oauth/token") // validateIssuer passed
+	// Seen proofs, until they are too old anyway. Nobody registers metrics
+	// of a dev tool.
+	proofs, err := replay.NewMemory(replay.MemoryOptions{Now: iss.now})
+	if err != nil {
+		return nil, fmt.Errorf("devissuer: %w", err)
+	}
+	iss.proofs = proofs
 
 	iss.mux = http.NewServeMux()
 	iss.mux.HandleFunc("POST /oauth/token", iss.handleToken)
@@ -176,6 +200,8 @@ func New(opts Options) (*Issuer, error) {
 	iss.mux.HandleFunc("POST /admin/rotate", iss.loopbackOnly(iss.handleRotate))
 	iss.mux.HandleFunc("POST /admin/revoke", iss.loopbackOnly(iss.handleRevoke))
 	iss.mux.HandleFunc("GET /admin/keys", iss.loopbackOnly(iss.handleKeys))
+	iss.mtlsMux = http.NewServeMux()
+	iss.mtlsMux.HandleFunc("POST /oauth/token", iss.handleTokenMTLS)
 	return iss, nil
 }
 
@@ -350,27 +376,39 @@ type discovery struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
+	// RFC 9449 §5.1.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
+	// RFC 8705 §3.3, §5: only with an mTLS listener.
+	TLSClientCertificateBoundAccessTokens bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	MTLSEndpointAliases                   map[string]string `json:"mtls_endpoint_aliases,omitempty"`
 }
 
 func (iss *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
-	claims := []string{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions"}
+	claims := []string{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions", "cnf"}
 	if iss.profile == ProfileRFC9068 {
 		claims = append(claims, "client_id", "jti")
 	} else {
 		claims = append(claims, "azp")
 	}
+	var aliases map[string]string
+	if iss.mtlsURL != "" {
+		aliases = map[string]string{"token_endpoint": iss.mtlsURL}
+	}
 	w.Header().Set("Cache-Control", iss.cacheControl())
 	writeJSON(w, http.StatusOK, discovery{
-		Issuer:                            iss.issuer,
-		TokenEndpoint:                     iss.issuer + "oauth/token",
-		JWKSURI:                           iss.issuer + ".well-known/jwks.json",
-		GrantTypesSupported:               []string{grantClientCredentials},
-		ResponseTypesSupported:            []string{"token"},
-		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
-		ScopesSupported:                   iss.scopes,
-		ClaimsSupported:                   claims,
+		Issuer:                                iss.issuer,
+		TokenEndpoint:                         iss.issuer + "oauth/token",
+		JWKSURI:                               iss.issuer + ".well-known/jwks.json",
+		GrantTypesSupported:                   []string{grantClientCredentials},
+		ResponseTypesSupported:                []string{"token"},
+		SubjectTypesSupported:                 []string{"public"},
+		IDTokenSigningAlgValuesSupported:      []string{"RS256"},
+		TokenEndpointAuthMethodsSupported:     []string{"client_secret_post", "client_secret_basic"},
+		ScopesSupported:                       iss.scopes,
+		ClaimsSupported:                       claims,
+		DPoPSigningAlgValuesSupported:         DPoPAlgorithms,
+		TLSClientCertificateBoundAccessTokens: aliases != nil,
+		MTLSEndpointAliases:                   aliases,
 	})
 }
 

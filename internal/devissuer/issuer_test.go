@@ -340,15 +340,21 @@ func TestTokenSuccess(t *testing.T) {
 	tests := []struct {
 		name   string
 		params params
-		basic  bool
+		basic  [2]string // client_secret_basic user and password, as sent
 		want   tokenResponse
 	}{
 		{name: "all granted scopes", params: demoParams("demo-m2m", "demo-m2m-secret"),
 			want: tokenResponse{TokenType: "Bearer", ExpiresIn: 3600, Scope: "read:target write:target"}},
 		{name: "narrowed scope", params: with(demoParams("demo-m2m", "demo-m2m-secret"), "scope", "write:target"),
 			want: tokenResponse{TokenType: "Bearer", ExpiresIn: 3600, Scope: "write:target"}},
-		{name: "client_secret_basic", params: with(with(demoParams("demo-readonly", ""), "client_id", ""), "client_secret", ""), basic: true,
-			want: tokenResponse{TokenType: "Bearer", ExpiresIn: 3600, Scope: "read:target"}},
+		{name: "client_secret_basic", params: with(with(demoParams("demo-readonly", ""), "client_id", ""), "client_secret", ""),
+			basic: [2]string{"demo-readonly", "demo-readonly-secret"},
+			want:  tokenResponse{TokenType: "Bearer", ExpiresIn: 3600, Scope: "read:target"}},
+		// RFC 6749 §2.3.1: the client form-urlencodes both before Basic
+		// encoding (oauth4webapi sends "-" as %2D), the server decodes.
+		{name: "client_secret_basic form-urlencoded", params: with(with(demoParams("demo-readonly", ""), "client_id", ""), "client_secret", ""),
+			basic: [2]string{"demo%2Dreadonly", "demo%2Dreadonly%2Dsecret"},
+			want:  tokenResponse{TokenType: "Bearer", ExpiresIn: 3600, Scope: "read:target"}},
 	}
 	for _, enc := range encodings {
 		for _, tt := range tests {
@@ -360,8 +366,8 @@ func TestTokenSuccess(t *testing.T) {
 					t.Fatal(err)
 				}
 				req.Header.Set("Content-Type", enc.contentType)
-				if tt.basic {
-					req.SetBasicAuth("demo-readonly", "demo-readonly-secret")
+				if tt.basic[0] != "" {
+					req.SetBasicAuth(tt.basic[0], tt.basic[1])
 				}
 				resp := do(t, req)
 				if resp.status != http.StatusOK {
@@ -778,7 +784,8 @@ func TestDiscovery(t *testing.T) {
 		"id_token_signing_alg_values_supported": []any{"RS256"},
 		"token_endpoint_auth_methods_supported": []any{"client_secret_post", "client_secret_basic"},
 		"scopes_supported":                      []any{"admin:write", "read:target", "write:target"},
-		"claims_supported":                      []any{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions", "azp"},
+		"claims_supported":                      []any{"iss", "sub", "aud", "iat", "exp", "scope", "gty", "permissions", "cnf", "azp"},
+		"dpop_signing_alg_values_supported":     []any{"ES256", "PS256", "RS256", "EdDSA", "Ed25519"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("discovery (-want +got):\n%s", diff)

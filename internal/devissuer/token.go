@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -43,23 +45,40 @@ type tokenResponse struct {
 // tagged omitempty depend on the profile (azp for Auth0's default profile,
 // client_id and jti for RFC 9068).
 type accessClaims struct {
-	Iss         string    `json:"iss"`
-	Sub         string    `json:"sub"`
-	Aud         string    `json:"aud"`
-	Iat         int64     `json:"iat"`
-	Exp         int64     `json:"exp"`
-	Jti         string    `json:"jti,omitempty"`
-	ClientID    string    `json:"client_id,omitempty"`
-	Azp         string    `json:"azp,omitempty"`
-	Scope       string    `json:"scope,omitempty"`
-	Gty         string    `json:"gty"`
-	Permissions *[]string `json:"permissions,omitempty"` // pointer: RBAC on with no scopes is "permissions":[]
+	Iss         string        `json:"iss"`
+	Sub         string        `json:"sub"`
+	Aud         string        `json:"aud"`
+	Iat         int64         `json:"iat"`
+	Exp         int64         `json:"exp"`
+	Jti         string        `json:"jti,omitempty"`
+	ClientID    string        `json:"client_id,omitempty"`
+	Azp         string        `json:"azp,omitempty"`
+	Scope       string        `json:"scope,omitempty"`
+	Gty         string        `json:"gty"`
+	Permissions *[]string     `json:"permissions,omitempty"` // pointer: RBAC on with no scopes is "permissions":[]
+	Cnf         *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the cnf claim (RFC 7800) of a sender-constrained token:
+// the DPoP key's thumbprint (RFC 9449 §6.1) or the client certificate's
+// (RFC 8705 §3.1).
+type confirmation struct {
+	JKT     string `json:"jkt,omitempty"`
+	X5tS256 string `json:"x5t#S256,omitempty"`
 }
 
 // handleToken is POST /oauth/token. The order of the checks follows Auth0:
 // grant type, then the required parameters, then the credentials, then the
-// client grant for the audience.
+// client grant for the audience; then the DPoP proof, if any, so that only
+// authenticated requests use up room in the replay cache.
 func (iss *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
+	iss.serveToken(w, r, nil)
+}
+
+// serveToken answers a token request; cert is the client certificate of the
+// mutual-TLS listener (nil on the plain listener), which the token is bound
+// to instead of a DPoP key.
+func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request, cert *x509.Certificate) {
 	// RFC 6749 §5.1: token responses, errors included, must not be cached.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
@@ -107,16 +126,27 @@ func (iss *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "access_denied", "Client has not been granted scopes: "+strings.Join(missing, ", "))
 		return
 	}
-	token, kid, err := iss.issue(client, req.Audience, scopes)
+	cnf, ok := iss.binding(w, r, cert)
+	if !ok {
+		return
+	}
+	token, kid, err := iss.issue(client, req.Audience, scopes, cnf)
 	if err != nil {
 		iss.log.Error("issue token", "client_id", client.ClientID, "error", err)
 		writeError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
 		return
 	}
-	iss.log.Info("token issued", "client_id", client.ClientID, "audience", req.Audience, "kid", kid, "scope", strings.Join(scopes, " "))
+	tokenType, bound := "Bearer", "none"
+	switch {
+	case cnf != nil && cnf.JKT != "":
+		tokenType, bound = "DPoP", "dpop" // RFC 9449 §5.1
+	case cnf != nil:
+		bound = "mtls" // RFC 8705 keeps token_type Bearer
+	}
+	iss.log.Info("token issued", "client_id", client.ClientID, "audience", req.Audience, "kid", kid, "scope", strings.Join(scopes, " "), "cnf", bound)
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: token,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(iss.ttl.Seconds()),
 		Scope:       strings.Join(scopes, " "),
 	})
@@ -152,9 +182,20 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (req tokenRequest,
 		}
 	}
 	if id, secret, ok := r.BasicAuth(); ok && req.ClientID == "" && req.ClientSecret == "" {
-		req.ClientID, req.ClientSecret = id, secret
+		// RFC 6749 §2.3.1: both are form-urlencoded before the Basic
+		// encoding; clients such as oauth4webapi encode even "-".
+		req.ClientID, req.ClientSecret = formDecode(id), formDecode(secret)
 	}
 	return req, ""
+}
+
+// formDecode undoes application/x-www-form-urlencoded; a value that is not
+// validly encoded is taken as it is, as from a client that did not encode.
+func formDecode(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
 }
 
 // authenticate compares secrets in constant time, and spends the same work on
@@ -191,7 +232,38 @@ func narrowScopes(granted []string, requested string) (scopes, missing []string)
 	return scopes, missing
 }
 
-func (iss *Issuer) issue(client Client, audience string, scopes []string) (token, kid string, err error) {
+// binding returns the cnf claim of the token to issue: the client
+// certificate's thumbprint on the mTLS listener, the DPoP proof key's when
+// the request carries a valid proof, nil for a bearer token. When it returns
+// false it has written the error answer.
+func (iss *Issuer) binding(w http.ResponseWriter, r *http.Request, cert *x509.Certificate) (*confirmation, bool) {
+	if cert != nil {
+		if len(r.Header.Values(dpopHeader)) > 0 {
+			writeError(w, http.StatusBadRequest, "invalid_dpop_proof",
+				"this endpoint binds tokens to the client certificate; send DPoP proofs to "+iss.issuer+"oauth/token")
+			return nil, false
+		}
+		sum := sha256.Sum256(cert.Raw)
+		return &confirmation{X5tS256: base64.RawURLEncoding.EncodeToString(sum[:])}, true
+	}
+	jkt, err := iss.checkDPoP(r)
+	var bad errProof
+	switch {
+	case errors.As(err, &bad):
+		iss.log.Info("token refused", "reason", "invalid_dpop_proof", "detail", bad.Error())
+		writeError(w, http.StatusBadRequest, "invalid_dpop_proof", bad.Error())
+		return nil, false
+	case err != nil:
+		iss.log.Error("check dpop proof", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many DPoP proofs to remember; retry later")
+		return nil, false
+	case jkt != "":
+		return &confirmation{JKT: jkt}, true
+	}
+	return nil, true
+}
+
+func (iss *Issuer) issue(client Client, audience string, scopes []string, cnf *confirmation) (token, kid string, err error) {
 	key := iss.signingKey()
 	now := iss.now()
 	c := accessClaims{
@@ -202,6 +274,7 @@ func (iss *Issuer) issue(client Client, audience string, scopes []string) (token
 		Exp:   now.Add(iss.ttl).Unix(),
 		Scope: strings.Join(scopes, " "),
 		Gty:   "client-credentials",
+		Cnf:   cnf,
 	}
 	typ := "JWT"
 	if iss.profile == ProfileRFC9068 {
