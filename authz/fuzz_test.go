@@ -14,6 +14,16 @@ import (
 // cache, so that FuzzCheck reaches every branch of the decision.
 func fuzzAuthorizer(tb testing.TB) *authz.Authorizer {
 	tb.Helper()
+	a, err := authz.New(fuzzOptions(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// fuzzOptions are fuzzAuthorizer's options, for targets that vary them.
+func fuzzOptions(tb testing.TB) authz.Options {
+	tb.Helper()
 	o := benchOptions(tb, 100, func() time.Time { return time.Now() })
 	o.Providers[0].Sources = []authz.TokenSource{
 		{Header: "authorization", Prefix: "Bearer "},
@@ -29,11 +39,7 @@ func fuzzAuthorizer(tb testing.TB) *authz.Authorizer {
 		{Name: "claims", Match: authz.Match{PathPrefix: "/claims", Hosts: []string{"*.example.com"}},
 			Require: authz.Requirement{Claims: []authz.ClaimRequirement{{Name: "https://example.com/claims/org.tier", Nested: true, Values: []authz.ClaimValue{"enterprise"}}}}},
 	}, o.Rules...)
-	a, err := authz.New(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a
+	return o
 }
 
 // FuzzCheck drives the whole Check with arbitrary method, path, host,
@@ -53,6 +59,10 @@ func FuzzCheck(f *testing.F) {
 	f.Add("GET", "/admin", "h", "Bearer a.b.c", "a.b.c", "at=", "", "nope", "")
 	f.Add("GET", "/", "h", "Basic dXNlcjpwYXNz", "", "", "", "", "")
 	f.Add("get", "", "", "Bearer", "", "", "", "", "")
+	f.Add("GET", "/dry/..;/admin", "h", "Basic eA==,Bearer "+good, "", "", "", "", "")
+	f.Add("HEAD", "/healthz", "api.example.com..", "Bearer\t"+good, "", "", "", "", "admin")
+	f.Add("OPTIONS", "*", "a:80:80", "", "", "", "G T", "", "")
+	f.Add("GET", "/v1.?access%5Ftoken="+good, "user@h", "", "", "", "", "", "")
 	a := fuzzAuthorizer(f)
 	f.Fuzz(func(t *testing.T, method, path, host, authorization, xToken, cookie, acrm, rule, scopes string) {
 		h := map[string]string{":method": method, ":path": path, ":authority": host}
