@@ -274,7 +274,7 @@ func (a *Authorizer) Observe(ctx context.Context, d *Decision, took time.Duratio
 			slog.String("subject", TextSafe(d.Metadata.Subject)),
 			slog.String("client_id", TextSafe(d.Metadata.ClientID)),
 			slog.String("kid", TextSafe(d.KeyID)),
-			slog.String("description", d.Description),
+			slog.String("description", TextSafe(d.Description)),
 			slog.Float64("latency_ms", float64(took.Microseconds())/1000),
 		)
 	}

@@ -290,6 +290,13 @@ func readPath(raw string, o PathOptions) (string, string) {
 		case PathParamsReject:
 			return "", "the request path holds ; parameters"
 		case PathParamsStrip:
+			// Where "/" or "\\" may be encoded, servers that decode before
+			// or after cutting parameters see different paths:
+			// "/public%2F..;%2Fadmin" is "/public/.." to one, "/admin" to
+			// another.
+			if strings.IndexByte(p, '\\') >= 0 || hasEncodedSeparator(p) {
+				return "", "the request path holds ; parameters and an encoded separator"
+			}
 			p = stripParams(p)
 		}
 	}
@@ -302,6 +309,16 @@ func readPath(raw string, o PathOptions) (string, string) {
 func hasEncodedSemicolon(p string) bool {
 	for i := 0; i+2 < len(p); i++ {
 		if p[i] == '%' && p[i+1] == '3' && (p[i+2] == 'b' || p[i+2] == 'B') {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEncodedSeparator reports whether p holds %2F or %5C, in any case.
+func hasEncodedSeparator(p string) bool {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] == '%' && (p[i+1] == '2' && (p[i+2] == 'f' || p[i+2] == 'F') || p[i+1] == '5' && (p[i+2] == 'c' || p[i+2] == 'C')) {
 			return true
 		}
 	}

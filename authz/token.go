@@ -184,6 +184,12 @@ func fromQuery(path, name string) ([]string, string) {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
 		k, v, _ := strings.Cut(kv, "=")
+		if semi := strings.IndexByte(kv, ';'); semi >= 0 && hiddenParam(kv[semi+1:], name) {
+			// "x=1;access_token=T": Envoy splits at "&" only, but some
+			// upstreams also split at ";" and would read a token that
+			// was neither verified nor removed.
+			return nil, "query parameter name " + name + " written another way"
+		}
 		dk := k
 		if k2, err := url.QueryUnescape(k); err == nil {
 			dk = k2
@@ -204,6 +210,21 @@ func fromQuery(path, name string) ([]string, string) {
 		out = append(out, dv)
 	}
 	return out, ""
+}
+
+// hiddenParam reports whether one of the ";"-separated parameters in s is
+// named name (decoded, in any case).
+func hiddenParam(s, name string) bool {
+	for part := range strings.SplitSeq(s, ";") {
+		k, _, _ := strings.Cut(part, "=")
+		if dk, err := url.QueryUnescape(k); err == nil {
+			k = dk
+		}
+		if strings.EqualFold(strings.TrimSpace(k), name) {
+			return true
+		}
+	}
+	return false
 }
 
 func fromCookie(h, name string) ([]string, string) {

@@ -179,6 +179,7 @@ func TestQueryNameWrittenAnotherWay(t *testing.T) {
 		"/public?%61ccess_token=" + w.good,
 		"/api?x=1&access%5ftoken=" + w.good,
 		"/api?ACCESS_TOKEN=" + w.good,
+		"/public?x=1;access_token=" + w.good,
 	} {
 		t.Run(path[:20], func(t *testing.T) {
 			t.Parallel()
@@ -319,6 +320,11 @@ func TestPathParameters(t *testing.T) {
 	}
 	assertDecision(t, strip.Check(t, stacktest.Req{Path: "/admin;x", Token: strip.good}), scope)
 	assertBadRequest(t, strip.Check(t, stacktest.Req{Path: "/admin%3bx"}), "the request path holds an encoded ;")
+	// Decoding before or after cutting parameters would give different
+	// paths here: refused rather than guessed.
+	for _, p := range []string{"/public%2F..;%2Fadmin", "/public\\..;\\admin", "/public%5c..;/admin"} {
+		assertBadRequest(t, strip.Check(t, stacktest.Req{Path: p}), "the request path holds ; parameters and an encoded separator")
+	}
 	// keep: ";" is an ordinary character; "/admin;x" is not under /admin.
 	assertAnonymous(t, keep.Check(t, stacktest.Req{Path: "/admin;x"}))
 	assertDecision(t, keep.Check(t, stacktest.Req{Path: "/admin/;x"}), missing)
