@@ -234,7 +234,16 @@ func fromCookie(h, name string) ([]string, string) {
 	var out []string
 	for part := range strings.SplitSeq(h, ";") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || strings.TrimSpace(k) != name {
+		k = strings.TrimSpace(k)
+		if !ok {
+			continue
+		}
+		if k != name {
+			// Some frameworks (PHP) decode cookie names: "a%74" would be
+			// read upstream as "at", a token neither verified nor removed.
+			if dk, err := url.QueryUnescape(k); err == nil && dk == name && strings.IndexByte(k, '%') >= 0 {
+				return nil, "cookie name " + name + " written another way"
+			}
 			continue
 		}
 		v = strings.Trim(strings.TrimSpace(v), `"`)
