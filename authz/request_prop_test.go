@@ -157,7 +157,7 @@ func TestContextNeverWidens(t *testing.T) {
 	r := propRand(t)
 	tokens := propTokens(t)
 	n := 0
-	for range 150 {
+	for range 100 {
 		a, err := authz.New(propOptions(t, r))
 		if err != nil {
 			t.Fatal(err)
