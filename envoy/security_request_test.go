@@ -427,6 +427,17 @@ func TestRequestShapeLimits(t *testing.T) {
 			t.Fatalf("try %d: body %s", i, body)
 		}
 	}
+	hm := &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: "X-Upper", RawValue: []byte("v")}, {Key: "X-Big", RawValue: []byte(strings.Repeat("a", 100<<10))},
+	}}
+	resp, err := w.Client.Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/public", Host: "api.example.com", HeaderMap: hm}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetOkResponse() != nil || !strings.Contains(resp.GetDeniedResponse().GetBody(), "request headers too large") {
+		t.Fatalf("header_map with 100 KB of headers: %v", resp)
+	}
 	for _, path := range []string{"http://evil/admin", "evil/admin", "", "*"} {
 		t.Run("path "+path, func(t *testing.T) {
 			t.Parallel()
