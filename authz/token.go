@@ -194,7 +194,7 @@ func fromQuery(path, name string) ([]string, string) {
 		if k2, err := url.QueryUnescape(k); err == nil {
 			dk = k2
 		}
-		if dk != name && !strings.EqualFold(dk, name) {
+		if !strings.EqualFold(dk, name) {
 			continue
 		}
 		if k != name {
