@@ -64,12 +64,56 @@ type secWorld struct {
 	good string // read:target, valid
 }
 
-func newSecWorld(t *testing.T, tail string) *secWorld {
+// secWorlds are the stacks of the request-shape tests, all on one issuer:
+// the RSA keys and stacks are the expensive part, so they are built once.
+type secWorlds struct {
+	deny  *secWorld // the rules, default deny
+	allow *secWorld // the rules, default allow
+	rest  *secWorld // the rules and an anonymous catch-all; ";" rejected
+	strip *secWorld // rest with paths.parameters: strip
+	keep  *secWorld // rest with paths.parameters: keep
+	fold  *secWorld // rest with paths.case_insensitive
+}
+
+func newSecWorld(t *testing.T, iss *jwkstest.Issuer, tail string) *secWorld {
 	t.Helper()
-	iss := jwkstest.New(t, jwkstest.Options{})
 	w := &secWorld{iss: iss, good: iss.Sign(t, iss.Claims("client-1@clients"))}
 	w.Stack = stacktest.Start(t, fmt.Sprintf(secYAML, iss.IssuerURL(), iss.JWKSURL(), tail), stacktest.Options{})
 	return w
+}
+
+// TestRequestSecurity runs one test per way a request could be read two
+// ways, each over real gRPC against the stacks above.
+func TestRequestSecurity(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	ws := &secWorlds{
+		deny:  newSecWorld(t, iss, ""),
+		allow: newSecWorld(t, iss, "default_decision: allow\n"),
+		rest:  newSecWorld(t, iss, catchAll),
+		strip: newSecWorld(t, iss, catchAll+"paths: {parameters: strip}\n"),
+		keep:  newSecWorld(t, iss, catchAll+"paths: {parameters: keep}\n"),
+		fold:  newSecWorld(t, iss, catchAll+"paths: {case_insensitive: true}\n"),
+	}
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *secWorlds)
+	}{
+		{"ContextNeedsToken", testContextNeedsToken},
+		{"QueryNameWrittenAnotherWay", testQueryNameWrittenAnotherWay},
+		{"MetadataSanitised", testMetadataSanitised},
+		{"BearerSchemeShape", testBearerSchemeShape},
+		{"PathParameters", testPathParameters},
+		{"TwoCredentialsInOneHeader", testTwoCredentialsInOneHeader},
+		{"HeadAndPreflight", testHeadAndPreflight},
+		{"RequestShapeLimits", testRequestShapeLimits},
+		{"CaseInsensitivePaths", testCaseInsensitivePaths},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, ws)
+		})
+	}
 }
 
 const secRealm = `Bearer realm="jwt-authz"`
@@ -113,7 +157,7 @@ func assertBadRequest(t *testing.T, resp *authv3.CheckResponse, desc string) {
 	}
 }
 
-// assertRemoves checks that an allowed response removes every claim
+// assertAnonymous checks that an anonymous allowed response removes every claim
 // header and sets none: nothing reaches the upstream that the client
 // could have written.
 func assertAnonymous(t *testing.T, resp *authv3.CheckResponse) {
@@ -130,14 +174,12 @@ func assertAnonymous(t *testing.T, resp *authv3.CheckResponse) {
 	}
 }
 
-// TestContextNeedsToken: a context requirement (scopes, providers,
+// testContextNeedsToken: a context requirement (scopes, providers,
 // allow_anonymous other than true) needs a token under an anonymous rule
 // and under default_decision: allow; sending nothing must not do better
 // than sending a token that lacks the scope.
-func TestContextNeedsToken(t *testing.T) {
-	t.Parallel()
-	deny := newSecWorld(t, "")
-	allow := newSecWorld(t, "default_decision: allow\n")
+func testContextNeedsToken(t *testing.T, ws *secWorlds) {
+	deny, allow := ws.deny, ws.allow
 	forbidden := want{reason: "insufficient_scope", http: 403, grpc: 7,
 		challenge: secRealm + `, error="insufficient_scope", scope="admin:write"`}
 	for _, tc := range []struct {
@@ -167,12 +209,11 @@ func TestContextNeedsToken(t *testing.T) {
 	assertAnonymous(t, allow.Check(t, stacktest.Req{Path: "/elsewhere", Context: map[string]string{"allow_anonymous": "true", "scopes": " "}}))
 }
 
-// TestQueryNameWrittenAnotherWay: Envoy removes query parameters by their
+// testQueryNameWrittenAnotherWay: Envoy removes query parameters by their
 // raw name, so a token under "access%5Ftoken" would reach the upstream
 // despite forward_token: false; it is malformed, never taken.
-func TestQueryNameWrittenAnotherWay(t *testing.T) {
-	t.Parallel()
-	w := newSecWorld(t, "")
+func testQueryNameWrittenAnotherWay(t *testing.T, ws *secWorlds) {
+	w := ws.deny
 	bad := malformed("query parameter name access_token written another way")
 	for _, path := range []string{
 		"/public?access%5Ftoken=" + w.good,
@@ -194,12 +235,11 @@ func TestQueryNameWrittenAnotherWay(t *testing.T) {
 	}
 }
 
-// TestMetadataSanitised: subject, client_id and scope from a token go to
+// testMetadataSanitised: subject, client_id and scope from a token go to
 // Envoy's dynamic metadata (and text access logs) only when they carry no
 // control character and fit in 8 KiB, as claim headers do.
-func TestMetadataSanitised(t *testing.T) {
-	t.Parallel()
-	w := newSecWorld(t, "")
+func testMetadataSanitised(t *testing.T, ws *secWorlds) {
+	w := ws.deny
 	for _, tc := range []struct {
 		name   string
 		claims map[string]any
@@ -249,12 +289,11 @@ func TestMetadataSanitised(t *testing.T) {
 	}
 }
 
-// TestBearerSchemeShape: "Bearer" must be followed by exactly one space
+// testBearerSchemeShape: "Bearer" must be followed by exactly one space
 // and the token; anything else is malformed, so an anonymous route does
 // not forward an unverified credential.
-func TestBearerSchemeShape(t *testing.T) {
-	t.Parallel()
-	w := newSecWorld(t, "")
+func testBearerSchemeShape(t *testing.T, ws *secWorlds) {
+	w := ws.deny
 	notOne := malformed("the scheme is not followed by one space and the token")
 	for _, tc := range []struct {
 		name, value string
@@ -284,14 +323,11 @@ func TestBearerSchemeShape(t *testing.T) {
 	assertAnonymous(t, w.Check(t, stacktest.Req{Path: "/public", Headers: map[string]string{"authorization": "Bearerish " + w.good}}))
 }
 
-// TestPathParameters: ";" parameters are refused by default (Spring's
+// testPathParameters: ";" parameters are refused by default (Spring's
 // firewall), stripped before matching with paths.parameters: strip
 // (Tomcat, Jetty), or matched literally with keep.
-func TestPathParameters(t *testing.T) {
-	t.Parallel()
-	reject := newSecWorld(t, catchAll)
-	strip := newSecWorld(t, catchAll+"paths: {parameters: strip}\n")
-	keep := newSecWorld(t, catchAll+"paths: {parameters: keep}\n")
+func testPathParameters(t *testing.T, ws *secWorlds) {
+	reject, strip, keep := ws.rest, ws.strip, ws.keep
 	scope := want{reason: "insufficient_scope", http: 403, grpc: 7,
 		challenge: secRealm + `, error="insufficient_scope", scope="admin:write"`}
 	for _, path := range []string{"/public/..;/admin/users", "/admin;x", "/admin;jsessionid=1/users", "/public/%3B/x"} {
@@ -330,12 +366,11 @@ func TestPathParameters(t *testing.T) {
 	assertDecision(t, keep.Check(t, stacktest.Req{Path: "/admin/;x"}), missing)
 }
 
-// TestTwoCredentialsInOneHeader: Envoy's headers map and HTTP mode join
+// testTwoCredentialsInOneHeader: Envoy's headers map and HTTP mode join
 // repeats with ","; a comma cannot occur in a bearer token, so two
 // credentials are malformed, never "another scheme".
-func TestTwoCredentialsInOneHeader(t *testing.T) {
-	t.Parallel()
-	w := newSecWorld(t, "")
+func testTwoCredentialsInOneHeader(t *testing.T, ws *secWorlds) {
+	w := ws.deny
 	expired := w.iss.Sign(t, with(w.iss, map[string]any{"exp": time.Now().Unix() - 3600, "iat": time.Now().Unix() - 7200}))
 	two := malformed("more than one credential in header")
 	for _, v := range []string{
@@ -365,12 +400,11 @@ func TestTwoCredentialsInOneHeader(t *testing.T) {
 	assertAnonymous(t, w.Check(t, stacktest.Req{Path: "/public", Headers: map[string]string{"authorization": `Digest username="u", realm="r"`}}))
 }
 
-// TestHeadAndPreflight: HEAD meets a GET rule; a CORS preflight needs an
+// testHeadAndPreflight: HEAD meets a GET rule; a CORS preflight needs an
 // Origin and a real method token, and context allow_anonymous false turns
 // the pass-through off.
-func TestHeadAndPreflight(t *testing.T) {
-	t.Parallel()
-	w := newSecWorld(t, catchAll)
+func testHeadAndPreflight(t *testing.T, ws *secWorlds) {
+	w := ws.rest
 	reports := want{reason: "insufficient_scope", http: 403, grpc: 7,
 		challenge: secRealm + `, error="insufficient_scope", scope="reports:read"`}
 	pre := func(h ...string) map[string]string {
@@ -403,13 +437,12 @@ func TestHeadAndPreflight(t *testing.T) {
 	}
 }
 
-// TestRequestShapeLimits: header limits count every header whatever the
+// testRequestShapeLimits: header limits count every header whatever the
 // case of its name; a path not starting with "/" (but OPTIONS *) and a
 // host that cannot be normalised are refused with 400, not passed to a
 // looser rule.
-func TestRequestShapeLimits(t *testing.T) {
-	t.Parallel()
-	w := newSecWorld(t, catchAll)
+func testRequestShapeLimits(t *testing.T, ws *secWorlds) {
+	w := ws.rest
 	// Go randomises map order: the old count stopped at the first
 	// upper-case key it met, so a 100 KB header passed some of the time.
 	for i := range 30 {
@@ -477,12 +510,10 @@ func TestRequestShapeLimits(t *testing.T) {
 	}
 }
 
-// TestCaseInsensitivePaths: with paths.case_insensitive /ADMIN meets the
+// testCaseInsensitivePaths: with paths.case_insensitive /ADMIN meets the
 // /admin rule; by default paths are case-sensitive.
-func TestCaseInsensitivePaths(t *testing.T) {
-	t.Parallel()
-	fold := newSecWorld(t, catchAll+"paths: {case_insensitive: true}\n")
-	plain := newSecWorld(t, catchAll)
+func testCaseInsensitivePaths(t *testing.T, ws *secWorlds) {
+	fold, plain := ws.fold, ws.rest
 	for _, p := range []string{"/ADMIN", "/Admin/Users", "/%41dmin"} {
 		assertDecision(t, fold.Check(t, stacktest.Req{Path: p}), missing)
 		assertAnonymous(t, plain.Check(t, stacktest.Req{Path: p}))
