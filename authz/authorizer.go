@@ -78,6 +78,9 @@ type Options struct {
 	// DefaultAllow: when no rule matches, allow instead of 403.
 	DefaultAllow bool
 	DenyBody     BodyFormat
+	// Paths says how request paths are read; the zero value refuses ";"
+	// parameters and matches case-sensitively.
+	Paths PathOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics records checks; nil records nothing.
@@ -102,6 +105,7 @@ type Authorizer struct {
 	ruleByName   map[string]*rule
 	defaultAllow bool
 	body         BodyFormat
+	paths        PathOptions
 	now          func() time.Time
 	metrics      *Metrics
 	log          *slog.Logger
@@ -139,6 +143,7 @@ func New(o Options) (*Authorizer, error) {
 		ruleByName:   map[string]*rule{},
 		defaultAllow: o.DefaultAllow,
 		body:         o.DenyBody,
+		paths:        o.Paths,
 		now:          o.Now,
 		metrics:      o.Metrics,
 		log:          o.Logger,
@@ -211,7 +216,7 @@ func New(o Options) (*Authorizer, error) {
 			}
 			a.ruleClaims[name] = true
 		}
-		c, err := compileRule(r)
+		c, err := compileRule(r, o.Paths.CaseInsensitive)
 		if err != nil {
 			return nil, fmt.Errorf("authz: %w", err)
 		}
@@ -266,10 +271,10 @@ func (a *Authorizer) Observe(ctx context.Context, d *Decision, took time.Duratio
 			slog.Int("status", d.Status),
 			slog.String("provider", d.Provider),
 			slog.String("rule", d.Rule),
-			slog.String("subject", d.Metadata.Subject),
-			slog.String("client_id", d.Metadata.ClientID),
-			slog.String("kid", d.KeyID),
-			slog.String("description", d.Description),
+			slog.String("subject", TextSafe(d.Metadata.Subject)),
+			slog.String("client_id", TextSafe(d.Metadata.ClientID)),
+			slog.String("kid", TextSafe(d.KeyID)),
+			slog.String("description", TextSafe(d.Description)),
 			slog.Float64("latency_ms", float64(took.Microseconds())/1000),
 		)
 	}
@@ -284,13 +289,28 @@ func (a *Authorizer) Deny(reason Reason, description string) Decision {
 }
 
 func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
-	path := NormalizePath(r.Path)
 	method := strings.ToUpper(r.Method)
+	var path string
+	if method == "OPTIONS" && r.Path == "*" {
+		path = "*" // the one request-target that is not a path (RFC 9110 §9.3.7)
+	} else {
+		p, why := readPath(r.Path, a.paths)
+		if why != "" {
+			return a.finish(Decision{Reason: ReasonBadRequest, Description: why})
+		}
+		path = p
+	}
+	if a.paths.CaseInsensitive {
+		path = strings.ToLower(path)
+	}
 	host := r.Host
 	if host == "" {
 		host = r.Headers[":authority"]
 	}
-	host = normalizeHost(host)
+	host, ok := readHost(host)
+	if !ok {
+		return a.finish(Decision{Reason: ReasonBadRequest, Description: "the request host cannot be read"})
+	}
 
 	rl, req, deny := a.selectRule(r, path, method, host)
 	if deny != nil {
@@ -312,6 +332,15 @@ type effective struct {
 	Requirement
 	anonymous       bool
 	providersNarrow bool // Providers restricts (possibly to nothing)
+	// contextNeedsToken: context_extensions ask for something only a token
+	// can give (scopes, providers, allow_anonymous other than "true"), so
+	// a request without one is missing_token whatever rule or default
+	// matched. Without it, sending no token would do better than sending
+	// one that lacks the scope.
+	contextNeedsToken bool
+	// noPreflight: allow_anonymous other than "true" also turns off CORS
+	// preflight pass-through.
+	noPreflight bool
 }
 
 // selectRule finds the rule for the request: the one context_extensions
@@ -340,8 +369,9 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 		eff.providersNarrow = len(rl.Require.Providers) > 0
 	}
 	// context_extensions tighten; they never widen (README, "Wiring Envoy").
-	if s := r.Context["scopes"]; s != "" {
-		eff.Scopes = append(append([]string(nil), eff.Scopes...), strings.Fields(s)...)
+	if s := strings.Fields(r.Context["scopes"]); len(s) > 0 {
+		eff.Scopes = append(append([]string(nil), eff.Scopes...), s...)
+		eff.contextNeedsToken = true
 	}
 	if s, ok := r.Context["providers"]; ok {
 		var list []string
@@ -354,17 +384,20 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 		}
 		eff.Providers = list
 		eff.providersNarrow = true
+		eff.contextNeedsToken = true
 	}
 	if v, ok := r.Context["allow_anonymous"]; ok && !strings.EqualFold(v, "true") {
 		// "false" takes anonymity away; "true" cannot grant what the rule
 		// does not.
 		eff.anonymous = false
+		eff.contextNeedsToken = true
+		eff.noPreflight = true
 	}
 	return rl, eff, nil
 }
 
 func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req effective, method string) Decision {
-	if rl != nil && rl.AllowCORSPreflight && method == "OPTIONS" && r.Headers["access-control-request-method"] != "" {
+	if rl != nil && rl.AllowCORSPreflight && !req.noPreflight && isPreflight(r, method) {
 		return a.anonymous("CORS preflight")
 	}
 	f, st, why := extract(r, a.sources)
@@ -375,6 +408,8 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		switch {
 		case rl == nil && !a.defaultAllow:
 			return Decision{Reason: ReasonNoMatchingRule, Description: "no rule matches the request"}
+		case req.contextNeedsToken:
+			// Checked before the rule's anonymity and the default allow.
 		case rl == nil || req.anonymous:
 			return a.anonymous("")
 		}
@@ -421,6 +456,31 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	d.Allow, d.Reason = true, ReasonOK
 	a.applyToken(&d, v, r, f)
 	return d
+}
+
+// isPreflight reports whether r is a CORS preflight (Fetch standard):
+// OPTIONS with an Origin and an access-control-request-method that is a
+// method token.
+func isPreflight(r *Request, method string) bool {
+	if method != "OPTIONS" || r.Headers["origin"] == "" {
+		return false
+	}
+	m := r.Headers["access-control-request-method"]
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !isTchar(m[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTchar reports whether c may occur in an RFC 9110 token.
+func isTchar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // quoteName renders a configured claim name for a description.
@@ -488,6 +548,8 @@ func (a *Authorizer) dryRun(d Decision, r *Request) Decision {
 // finish renders a denial; allowed decisions get their status.
 func (a *Authorizer) finish(d Decision) Decision {
 	d.verified, d.from = nil, found{}
+	d.Metadata.sanitise()
+	d.KeyID = TextSafe(d.KeyID)
 	if d.Allow {
 		d.Status = 200
 		return d

@@ -3,6 +3,8 @@ package authz
 import (
 	"encoding/json"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Decision is the outcome of one Check. A denial is a Decision, not an
@@ -65,6 +67,47 @@ type Metadata struct {
 	Subject  string
 	ClientID string
 	Scope    string
+}
+
+// sanitise leaves out every field that TextSafe refuses. Subject,
+// client_id and scope come from the token: a CR/LF or NUL in them would
+// reach Envoy's metadata and text access logs.
+func (m *Metadata) sanitise() {
+	for _, f := range []*string{&m.Provider, &m.Rule, &m.Issuer, &m.Subject, &m.ClientID, &m.Scope} {
+		*f = TextSafe(*f)
+	}
+}
+
+// TextSafe returns s when it may go into dynamic metadata or a log field,
+// else "": the value is left out, as a claim header is. It refuses more
+// than headers do (a tab, C1 controls, U+2028/U+2029 and invalid UTF-8
+// too), since access logs are lines of text; and anything over
+// MaxHeaderValueBytes.
+func TextSafe(s string) string {
+	if len(s) > MaxHeaderValueBytes {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			return ""
+		}
+		if c >= 0x80 {
+			return textSafeUnicode(s[i:], s)
+		}
+	}
+	return s
+}
+
+func textSafeUnicode(rest, s string) string {
+	for _, r := range rest {
+		if r == utf8.RuneError || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			// RuneError also stands for invalid UTF-8; a real U+FFFD is
+			// left out too, which costs nothing that matters.
+			return ""
+		}
+	}
+	return s
 }
 
 // DecisionLabel is the `decision` metric label: allow or deny.

@@ -14,6 +14,16 @@ import (
 // cache, so that FuzzCheck reaches every branch of the decision.
 func fuzzAuthorizer(tb testing.TB) *authz.Authorizer {
 	tb.Helper()
+	a, err := authz.New(fuzzOptions(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// fuzzOptions are fuzzAuthorizer's options, for targets that vary them.
+func fuzzOptions(tb testing.TB) authz.Options {
+	tb.Helper()
 	o := benchOptions(tb, 100, func() time.Time { return time.Now() })
 	o.Providers[0].Sources = []authz.TokenSource{
 		{Header: "authorization", Prefix: "Bearer "},
@@ -29,11 +39,7 @@ func fuzzAuthorizer(tb testing.TB) *authz.Authorizer {
 		{Name: "claims", Match: authz.Match{PathPrefix: "/claims", Hosts: []string{"*.example.com"}},
 			Require: authz.Requirement{Claims: []authz.ClaimRequirement{{Name: "https://example.com/claims/org.tier", Nested: true, Values: []authz.ClaimValue{"enterprise"}}}}},
 	}, o.Rules...)
-	a, err := authz.New(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a
+	return o
 }
 
 // FuzzCheck drives the whole Check with arbitrary method, path, host,
@@ -53,6 +59,10 @@ func FuzzCheck(f *testing.F) {
 	f.Add("GET", "/admin", "h", "Bearer a.b.c", "a.b.c", "at=", "", "nope", "")
 	f.Add("GET", "/", "h", "Basic dXNlcjpwYXNz", "", "", "", "", "")
 	f.Add("get", "", "", "Bearer", "", "", "", "", "")
+	f.Add("GET", "/dry/..;/admin", "h", "Basic eA==,Bearer "+good, "", "", "", "", "")
+	f.Add("HEAD", "/healthz", "api.example.com..", "Bearer\t"+good, "", "", "", "", "admin")
+	f.Add("OPTIONS", "*", "a:80:80", "", "", "", "G T", "", "")
+	f.Add("GET", "/v1.?access%5Ftoken="+good, "user@h", "", "", "", "", "", "")
 	a := fuzzAuthorizer(f)
 	f.Fuzz(func(t *testing.T, method, path, host, authorization, xToken, cookie, acrm, rule, scopes string) {
 		h := map[string]string{":method": method, ":path": path, ":authority": host}
@@ -91,43 +101,53 @@ func FuzzCheck(f *testing.F) {
 }
 
 // FuzzBearerToken fuzzes token extraction from the Authorization header:
-// the answer depends only on the header's shape. No Bearer scheme is
-// missing_token; "Bearer" with nothing after it is malformed_token; the
-// good token with any case of the scheme and surrounding spaces is
-// allowed; anything else behind the scheme is denied as a token problem.
+// the answer depends only on the header's shape. Surrounding spaces and
+// tabs are not part of the value. A value whose first word is not Bearer,
+// and no comma-joined part of it whose first word is, is missing_token;
+// "Bearer" with nothing after it is malformed_token; the good token behind
+// any case of the scheme and exactly one space is allowed; anything else
+// behind the scheme (a tab, two spaces, a second credential) is denied as
+// a token problem.
 func FuzzBearerToken(f *testing.F) {
 	good := benchToken(f, "RS256", time.Now(), "svc@clients")
 	for _, s := range []string{
 		"Bearer " + good, "bearer " + good, "BEARER " + good + "  ", "Bearer  " + good,
 		"Bearer", "Bearer ", "Bearer\t" + good, "Basic Zm9vOmJhcg==", "", "Bearer a.b.c",
 		"Bearer " + good + " " + good, "Bearer " + strings.Repeat("a", authz.MaxTokenBytes+1),
-		"Token " + good, " Bearer " + good,
+		"Token " + good, " Bearer " + good, "Basic eA==,Bearer " + good, "Bearer " + good + ",Basic eA==",
+		"Bearer," + good, "Digest a=b, c=d", "Bearerx " + good,
 	} {
 		f.Add(s)
 	}
 	a := newBenchAuthorizer(f, 100)
+	first := func(v string) string { // the first word: up to a space, tab or comma
+		if i := strings.IndexAny(v, " \t,"); i >= 0 {
+			return v[:i]
+		}
+		return v
+	}
 	f.Fuzz(func(t *testing.T, v string) {
 		h := map[string]string{}
 		if v != "" {
 			h["authorization"] = v
 		}
 		d := a.Check(context.Background(), &authz.Request{Method: "GET", Path: "/v1", Host: "api.example.com", Headers: h})
-		const prefix = "Bearer "
-		hasScheme := len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix)
-		tok := ""
-		if hasScheme {
-			tok = strings.TrimSpace(v[len(prefix):])
+		tv := strings.Trim(v, " \t")
+		ours := strings.EqualFold(first(tv), "bearer")
+		anyOurs := ours
+		for part := range strings.SplitSeq(tv, ",") {
+			anyOurs = anyOurs || strings.EqualFold(first(strings.TrimLeft(part, " \t")), "bearer")
 		}
 		switch {
-		case strings.EqualFold(strings.TrimSpace(v), "bearer"):
+		case strings.EqualFold(tv, "bearer"):
 			if d.Reason != authz.ReasonMalformedToken {
 				t.Fatalf("%q: got %q, want malformed_token", v, d.Reason)
 			}
-		case !hasScheme:
+		case !anyOurs:
 			if d.Reason != authz.ReasonMissingToken {
 				t.Fatalf("%q: got %q, want missing_token", v, d.Reason)
 			}
-		case tok == good:
+		case ours && tv[len("bearer"):] == " "+good:
 			if d.Reason != authz.ReasonOK {
 				t.Fatalf("%q: got %q, want ok", v, d.Reason)
 			}

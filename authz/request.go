@@ -156,6 +156,8 @@ func isUnreserved(c byte) bool {
 }
 
 // normalizeHost lower-cases a host and drops its port and a trailing dot.
+// It is for hosts written in rules, which config validation has checked;
+// request hosts go through readHost.
 func normalizeHost(h string) string {
 	if strings.HasPrefix(h, "[") { // IPv6 literal
 		if i := strings.Index(h, "]"); i >= 0 {
@@ -168,4 +170,212 @@ func normalizeHost(h string) string {
 	}
 	h = strings.TrimSuffix(h, ".")
 	return strings.ToLower(h)
+}
+
+// readHost normalises a request's host as normalizeHost does, and reports
+// false for a host that cannot be read one way only: userinfo
+// ("user@host"), two ports ("a:80:80"), a port that is not digits, empty
+// labels ("api.example.com..", "a..b", ".a"), or a character outside
+// letters, digits, "-", "_" and ".". A rule's host would otherwise be
+// compared with something the upstream may read differently. An empty
+// host stays empty (it matches no host rule).
+func readHost(h string) (string, bool) {
+	if h == "" {
+		return "", true
+	}
+	if strings.HasPrefix(h, "[") { // IPv6 literal, optional port
+		end := strings.IndexByte(h, ']')
+		if end < 0 || !validPort(h[end+1:]) {
+			return "", false
+		}
+		for i := 1; i < end; i++ {
+			if c := h[i]; !isHex(c) && c != ':' && c != '.' {
+				return "", false
+			}
+		}
+		if end == 1 {
+			return "", false
+		}
+		return strings.ToLower(h[:end+1]), true
+	}
+	name := h
+	if i := strings.IndexByte(h, ':'); i >= 0 {
+		name = h[:i]
+		if !validPort(h[i:]) {
+			return "", false
+		}
+	}
+	name = strings.TrimSuffix(name, ".") // the root label: "a.com." is "a.com"
+	if name == "" {
+		return "", false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+		}
+	}
+	return strings.ToLower(name), true
+}
+
+// validPort reports whether s is empty or ":" followed by at most five
+// digits (an empty port is allowed by RFC 3986).
+func validPort(s string) bool {
+	if s == "" {
+		return true
+	}
+	if s[0] != ':' || len(s) > 6 {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// PathParams says what ";" parameters in a path segment do.
+type PathParams int
+
+// Path parameter policies (the config's paths.parameters).
+const (
+	// PathParamsReject refuses a path with ";" in a segment (bad_request),
+	// as Spring Security's firewall does. The zero value.
+	PathParamsReject PathParams = iota
+	// PathParamsStrip drops ";..." from every segment before matching, as
+	// Tomcat and Jetty do before they route.
+	PathParamsStrip
+	// PathParamsKeep matches ";" literally, for upstreams that give it no
+	// meaning.
+	PathParamsKeep
+)
+
+// PathOptions says how request paths are read before rules match them.
+type PathOptions struct {
+	// Parameters is the ";" policy; the zero value rejects.
+	Parameters PathParams
+	// CaseInsensitive matches path rules without regard to letter case,
+	// for upstreams that serve /ADMIN as /admin.
+	CaseInsensitive bool
+}
+
+// readPath turns a request path into the form rules match against, or
+// reports why it cannot be read one way only:
+//   - it does not start with "/" (absolute form "http://h/x"; the caller
+//     lets "OPTIONS *" through before);
+//   - it holds ";" in a segment under PathParamsReject, or an encoded ";"
+//     (%3B) under Reject or Strip (servers disagree on whether it splits);
+//   - a decoded segment holds a control character, or ends in "." or a
+//     space (other than "." and ".."): IIS-like servers trim those, so
+//     "/admin." and "/admin%20" would be served as "/admin".
+func readPath(raw string, o PathOptions) (string, string) {
+	p := raw
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", "the request path does not start with /"
+	}
+	if o.Parameters != PathParamsKeep && hasEncodedSemicolon(p) {
+		return "", "the request path holds an encoded ;"
+	}
+	if strings.IndexByte(p, ';') >= 0 {
+		switch o.Parameters {
+		case PathParamsReject:
+			return "", "the request path holds ; parameters"
+		case PathParamsStrip:
+			// Where "/" or "\\" may be encoded, servers that decode before
+			// or after cutting parameters see different paths:
+			// "/public%2F..;%2Fadmin" is "/public/.." to one, "/admin" to
+			// another.
+			if strings.IndexByte(p, '\\') >= 0 || hasEncodedSeparator(p) {
+				return "", "the request path holds ; parameters and an encoded separator"
+			}
+			p = stripParams(p)
+		}
+	}
+	if why := badSegment(p); why != "" {
+		return "", why
+	}
+	return NormalizePath(p), ""
+}
+
+func hasEncodedSemicolon(p string) bool {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] == '%' && p[i+1] == '3' && (p[i+2] == 'b' || p[i+2] == 'B') {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEncodedSeparator reports whether p holds %2F or %5C, in any case.
+func hasEncodedSeparator(p string) bool {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] == '%' && (p[i+1] == '2' && (p[i+2] == 'f' || p[i+2] == 'F') || p[i+1] == '5' && (p[i+2] == 'c' || p[i+2] == 'C')) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripParams drops ";..." up to the next "/" from every segment.
+func stripParams(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	skip := false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '/':
+			skip = false
+			b.WriteByte(c)
+		case c == ';':
+			skip = true
+		case !skip:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// badSegment decodes p's segments (split at "/", "\\", %2F and %5C, as
+// NormalizePath does) and describes the first that cannot be read one way
+// only, or returns "". It allocates nothing: it runs on every request.
+func badSegment(p string) string {
+	n, dots := 0, true // length of the segment so far; all of it dots
+	var last byte
+	end := func() bool { // the segment ends in a trimmed character
+		bad := n > 0 && (last == '.' || last == ' ') && !(dots && n <= 2)
+		n, dots = 0, true
+		return bad
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			c = unhex(p[i+1])<<4 | unhex(p[i+2])
+			i += 2
+		}
+		if c < 0x20 || c == 0x7f {
+			return "the request path holds a control character"
+		}
+		if c == '/' || c == '\\' {
+			if end() {
+				return "a request path segment ends in a dot or a space"
+			}
+			continue
+		}
+		n++
+		last = c
+		dots = dots && c == '.'
+	}
+	if end() {
+		return "a request path segment ends in a dot or a space"
+	}
+	return ""
 }

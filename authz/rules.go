@@ -73,13 +73,23 @@ type claimReq struct {
 	values valueSet
 }
 
-func compileRule(r Rule) (*rule, error) {
+// compileRule compiles r. With foldCase, path patterns are lower-cased
+// (and the regex made case-insensitive) to meet a lower-cased path.
+func compileRule(r Rule, foldCase bool) (*rule, error) {
 	c := &rule{Rule: r}
-	if r.Match.PathPrefix != "" {
-		c.prefix = strings.TrimSuffix(r.Match.PathPrefix, "/")
+	if foldCase {
+		c.Match.PathPrefix = strings.ToLower(r.Match.PathPrefix)
+		c.Match.PathExact = strings.ToLower(r.Match.PathExact)
+	}
+	if c.Match.PathPrefix != "" {
+		c.prefix = strings.TrimSuffix(c.Match.PathPrefix, "/")
 	}
 	if r.Match.PathRegex != "" {
-		re, err := regexp.Compile(`^(?:` + r.Match.PathRegex + `)$`)
+		flags := ""
+		if foldCase {
+			flags = "(?i)"
+		}
+		re, err := regexp.Compile(flags + `^(?:` + r.Match.PathRegex + `)$`)
 		if err != nil {
 			return nil, fmt.Errorf("rule %q: path_regex: %w", r.Name, err)
 		}
@@ -115,7 +125,10 @@ func (r *rule) matches(path, method, host string) bool {
 	if r.re != nil && !r.re.MatchString(path) {
 		return false
 	}
-	if len(r.methods) > 0 && !contains(r.methods, method) {
+	if len(r.methods) > 0 && !contains(r.methods, method) &&
+		!(method == "HEAD" && contains(r.methods, "GET")) {
+		// HEAD meets a GET rule: most servers answer HEAD with the GET
+		// handler, so a GET-only rule must also guard it.
 		return false
 	}
 	if len(r.exact)+len(r.suffix) > 0 && !r.hostMatches(host) {

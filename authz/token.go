@@ -102,24 +102,72 @@ func first(toks []string, bad string) (string, int, string) {
 	return toks[0], len(toks), ""
 }
 
+// fromHeader reads a token from a header value. With a scheme prefix
+// ("Bearer "), a value whose first word is the scheme is ours, and must be
+// the scheme, exactly one space and the token: "Bearer<TAB>t" or
+// "Bearer  t" is malformed, not "another scheme" (an anonymous route would
+// otherwise forward an unverified credential). A comma cannot occur in a
+// token, and joined repeats ("Basic x,Bearer t", as Envoy's headers map and
+// HTTP mode join them) hold two credentials: malformed when one of them is
+// ours.
 func fromHeader(v, prefix string) (string, int, string) {
+	v = strings.Trim(v, " \t") // surrounding whitespace is not part of a field value (RFC 9110 §5.5)
 	if prefix != "" {
-		scheme := strings.TrimSpace(prefix)
-		// "Bearer" alone, or "Bearer " with nothing after it, is an empty
-		// token: malformed, not missing.
-		if strings.EqualFold(strings.TrimSpace(v), scheme) {
-			return "", 0, "empty token"
+		scheme := strings.TrimRight(prefix, " ")
+		if scheme != prefix && scheme != "" { // a scheme followed by a space
+			if !ours(v, scheme) {
+				if strings.IndexByte(v, ',') < 0 {
+					return "", 0, "" // another scheme: not ours
+				}
+				for part := range strings.SplitSeq(v, ",") {
+					if ours(strings.TrimLeft(part, " \t"), scheme) {
+						return "", 0, "more than one credential in header"
+					}
+				}
+				return "", 0, "" // another scheme: not ours
+			}
+			v = v[len(scheme):]
+			if v == "" {
+				return "", 0, "empty token" // "Bearer" alone
+			}
+			if v[0] != ' ' || len(v) > 1 && (v[1] == ' ' || v[1] == '\t') {
+				return "", 0, "the scheme is not followed by one space and the token"
+			}
+			v = v[1:]
+		} else {
+			if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {
+				return "", 0, "" // another prefix: not ours
+			}
+			v = strings.TrimLeft(v[len(prefix):], " \t")
 		}
-		if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {
-			return "", 0, "" // another scheme: not ours
-		}
-		v = v[len(prefix):]
 	}
-	v = strings.TrimSpace(v)
 	if v == "" {
 		return "", 0, "empty token"
 	}
+	if strings.IndexByte(v, ',') >= 0 {
+		return "", 0, "more than one credential in header"
+	}
+	if strings.ContainsAny(v, " \t") {
+		return "", 0, "whitespace in token"
+	}
 	return v, 1, ""
+}
+
+// ours reports whether v's first word is the scheme (case-insensitively,
+// RFC 9110 §11.1): the scheme followed by the end, a space, a tab or a
+// comma.
+func ours(v, scheme string) bool {
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return false
+	}
+	if len(v) == len(scheme) {
+		return true
+	}
+	switch v[len(scheme)] {
+	case ' ', '\t', ',':
+		return true
+	}
+	return false
 }
 
 func fromQuery(path, name string) ([]string, string) {
@@ -136,11 +184,24 @@ func fromQuery(path, name string) ([]string, string) {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
 		k, v, _ := strings.Cut(kv, "=")
+		if semi := strings.IndexByte(kv, ';'); semi >= 0 && hiddenParam(kv[semi+1:], name) {
+			// "x=1;access_token=T": Envoy splits at "&" only, but some
+			// upstreams also split at ";" and would read a token that
+			// was neither verified nor removed.
+			return nil, "query parameter name " + name + " written another way"
+		}
+		dk := k
 		if k2, err := url.QueryUnescape(k); err == nil {
-			k = k2
+			dk = k2
+		}
+		if !strings.EqualFold(dk, name) {
+			continue
 		}
 		if k != name {
-			continue
+			// "access%5Ftoken" or "ACCESS_TOKEN": some upstream may read it
+			// as the token, but Envoy removes parameters by their raw name,
+			// so forward_token: false could not keep it away.
+			return nil, "query parameter name " + name + " written another way"
 		}
 		dv, err := url.QueryUnescape(v)
 		if err != nil || dv == "" {
@@ -151,6 +212,21 @@ func fromQuery(path, name string) ([]string, string) {
 	return out, ""
 }
 
+// hiddenParam reports whether one of the ";"-separated parameters in s is
+// named name (decoded, in any case).
+func hiddenParam(s, name string) bool {
+	for part := range strings.SplitSeq(s, ";") {
+		k, _, _ := strings.Cut(part, "=")
+		if dk, err := url.QueryUnescape(k); err == nil {
+			k = dk
+		}
+		if strings.EqualFold(strings.TrimSpace(k), name) {
+			return true
+		}
+	}
+	return false
+}
+
 func fromCookie(h, name string) ([]string, string) {
 	if h == "" {
 		return nil, ""
@@ -158,7 +234,16 @@ func fromCookie(h, name string) ([]string, string) {
 	var out []string
 	for part := range strings.SplitSeq(h, ";") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || strings.TrimSpace(k) != name {
+		k = strings.TrimSpace(k)
+		if !ok {
+			continue
+		}
+		if k != name {
+			// Some frameworks (PHP) decode cookie names: "a%74" would be
+			// read upstream as "at", a token neither verified nor removed.
+			if dk, err := url.QueryUnescape(k); err == nil && dk == name && strings.IndexByte(k, '%') >= 0 {
+				return nil, "cookie name " + name + " written another way"
+			}
 			continue
 		}
 		v = strings.Trim(strings.TrimSpace(v), `"`)

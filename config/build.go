@@ -81,6 +81,13 @@ func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 	if cfg.GetDenyBody() == "apigee" {
 		opts.DenyBody = authz.BodyApigee
 	}
+	opts.Paths.CaseInsensitive = cfg.GetPaths().GetCaseInsensitive()
+	switch cfg.GetPaths().GetParameters() {
+	case "strip":
+		opts.Paths.Parameters = authz.PathParamsStrip
+	case "keep":
+		opts.Paths.Parameters = authz.PathParamsKeep
+	}
 	switch cfg.GetLogging().GetDecisionLevel() {
 	case "info":
 		opts.DecisionLevel = slog.LevelInfo

@@ -82,6 +82,11 @@ func validate(e *fieldErrors, c *configv1.Config) {
 	default:
 		e.add("deny_body", "must be json or apigee, not %q", c.GetDenyBody())
 	}
+	switch c.GetPaths().GetParameters() {
+	case "", "reject", "strip", "keep":
+	default:
+		e.add("paths.parameters", "must be reject, strip or keep, not %q", c.GetPaths().GetParameters())
+	}
 	if tc := c.GetTokenCache(); tc != nil && tc.GetMaxEntries() > 10_000_000 {
 		e.add("token_cache.max_entries", "must be at most 10000000")
 	}

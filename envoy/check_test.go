@@ -172,7 +172,7 @@ func TestEveryReason(t *testing.T) {
 		{name: "crit header", req: stacktest.Req{Path: "/echo", Token: w.a.SignWith(t, w.a.KID(), map[string]any{"crit": []string{"exp"}}, w.a.Claims("s"))},
 			want: want{reason: "malformed_token", http: 401, grpc: 16, challenge: inv("the token is malformed: crit header not supported")}},
 		{name: "second authorization header joined by envoy", req: stacktest.Req{Path: "/echo", Headers: map[string]string{"authorization": "Bearer " + good + ",Bearer " + good}},
-			want: want{reason: "malformed_token", http: 401, grpc: 16, challenge: inv("the token is malformed: not a JWS compact serialization")}},
+			want: want{reason: "malformed_token", http: 401, grpc: 16, challenge: inv("the token is malformed: more than one credential in header")}},
 		{name: "token over 16 KiB", req: stacktest.Req{Path: "/echo", Token: strings.Repeat("a", 8<<10) + "." + strings.Repeat("b", 9<<10) + ".c"},
 			want: want{reason: "malformed_token", http: 401, grpc: 16, challenge: inv("the token is malformed: token too large")}},
 		{name: "unknown issuer", req: stacktest.Req{Path: "/echo", Token: w.a.Sign(t, with(w.a, map[string]any{"iss": "https://evil.example/"}))},

@@ -136,12 +136,15 @@ func (s *Server) Request(req *authv3.CheckRequest) (*authz.Request, string) {
 			return nil, "too many request headers"
 		}
 		r.Headers = h.GetHeaders()
+		fold := false
 		for k, v := range r.Headers {
+			// Count every header: stopping at the first upper-case key
+			// would let the rest through uncounted.
 			size += len(k) + len(v)
-			if lower(k) != k { // Envoy sends lower-case keys; be safe if not
-				r.Headers = lowerKeys(h.GetHeaders())
-				break
-			}
+			fold = fold || lower(k) != k
+		}
+		if fold { // Envoy sends lower-case keys; be safe if not
+			r.Headers = lowerKeys(h.GetHeaders())
 		}
 	}
 	if size > s.limits.MaxHeaderBytes {
@@ -243,7 +246,9 @@ func metadata(d *authz.Decision) *structpb.Struct {
 		"reason":   structpb.NewStringValue(string(d.Reason)),
 	}
 	add := func(k, v string) {
-		if v != "" {
+		// authz leaves unsafe values out already; this keeps the promise
+		// for any Decision an adapter renders.
+		if v = authz.TextSafe(v); v != "" {
 			f[k] = structpb.NewStringValue(v)
 		}
 	}
