@@ -3,6 +3,7 @@ module github.com/jwtauthz/jwt-authz
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
 	github.com/google/go-cmp v0.7.0

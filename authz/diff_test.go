@@ -172,9 +172,14 @@ func oracle(k *diffKeySet, tok string) (string, error) {
 	if len(parts) != 3 {
 		return oracleMalformed, errors.New("not three parts")
 	}
-	for i, p := range parts {
+	if unsignedHeader(parts[0]) {
+		// RFC 8725 §3.1: an unsigned token is refused as such, whatever
+		// its signature part (see the top).
+		return oracleAlg, errors.New("alg none")
+	}
+	for _, p := range parts {
 		// RFC 7515 §2: base64url, no padding (oracleDeny, see the top).
-		if !b64urlPart.MatchString(p) || (i < 2 && !canonical(p)) {
+		if !b64urlPart.MatchString(p) || !canonical(p) {
 			return oracleMalformed, errors.New("not canonical base64url")
 		}
 	}
@@ -260,6 +265,20 @@ func oracle(k *diffKeySet, tok string) (string, error) {
 		return oracleMissing, err
 	}
 	return "unclassified", err
+}
+
+// unsignedHeader reports whether part is a canonical header whose alg is
+// "none" in any case.
+func unsignedHeader(part string) bool {
+	if !b64urlPart.MatchString(part) || !canonical(part) {
+		return false
+	}
+	var h map[string]any
+	if json.Unmarshal(mustDecode(part), &h) != nil {
+		return false
+	}
+	alg, _ := h["alg"].(string)
+	return strings.EqualFold(alg, "none")
 }
 
 func mustDecode(s string) []byte {
@@ -368,7 +387,7 @@ func diffCorpus(tb testing.TB) []diffCase {
 		{"wrong_sig", h + "." + p + "." + parts3(other), authz.ReasonInvalidSignature},
 		{"payload_swap", h + "." + p2 + "." + s, authz.ReasonInvalidSignature},
 		{"sig_flipped", h + "." + p + "." + flip(s), authz.ReasonInvalidSignature},
-		{"alg_none", enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + p + ".", authz.ReasonMalformedToken},
+		{"alg_none", enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + p + ".", authz.ReasonDisallowedAlgorithm},
 		{"alg_none_sig", enc.EncodeToString([]byte(`{"alg":"none","kid":"rsa"}`)) + "." + p + "." + s, authz.ReasonDisallowedAlgorithm},
 		{"alg_None", enc.EncodeToString([]byte(`{"alg":"None","kid":"rsa"}`)) + "." + p + "." + s, authz.ReasonDisallowedAlgorithm},
 		{"alg_hs256_confusion", hs(), authz.ReasonDisallowedAlgorithm},
@@ -406,7 +425,7 @@ func diffCorpus(tb testing.TB) []diffCase {
 		// Malformed.
 		{"two_parts", h + "." + p, authz.ReasonMalformedToken},
 		{"four_parts", good + "." + s, authz.ReasonMalformedToken},
-		{"truncated_sig", h + "." + p + "." + s[:len(s)-7], authz.ReasonInvalidSignature},
+		{"truncated_sig", h + "." + p + "." + s[:len(s)-6], authz.ReasonInvalidSignature},
 		{"truncated_header", h[:len(h)-3] + "." + p + "." + s, authz.ReasonMalformedToken},
 		{"empty_sig", h + "." + p + ".", authz.ReasonMalformedToken},
 		{"empty_header", "." + p + "." + s, authz.ReasonMalformedToken},

@@ -11,7 +11,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash"
+	"io"
 	"math/big"
+	"slices"
 	"strings"
 )
 
@@ -21,13 +23,13 @@ import (
 // jwx's verdicts.
 
 // jwsHeader is the part of a JOSE header that verification reads. jku, x5u,
-// jwk and x5c are deliberately not decoded: keys come from the provider's
-// key set only (RFC 8725 §3.10).
+// jwk and x5c are deliberately not read: keys come from the provider's key
+// set only (RFC 8725 §3.10).
 type jwsHeader struct {
-	Alg  string          `json:"alg"`
-	Kid  *string         `json:"kid"`
-	Typ  string          `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
+	Alg  string
+	Kid  *string // nil when absent or null
+	Typ  string
+	Crit bool // present, whatever its value
 }
 
 // compact is a token split into its parts.
@@ -39,51 +41,171 @@ type compact struct {
 	sig        []byte
 }
 
-// parseCompact splits and decodes a JWS compact serialization. It returns a
-// description of the problem when the token is malformed.
-func parseCompact(tok string) (*compact, string) {
+// b64 decodes base64url without padding and refuses non-canonical
+// encodings (set trailing bits): a token has one spelling only.
+var b64 = base64.RawURLEncoding.Strict()
+
+// parseCompact splits and decodes a JWS compact serialization. On failure
+// it returns the reason (malformed_token, or disallowed_algorithm for an
+// unsigned token) and a description of the problem.
+//
+// One token, one meaning (RFC 8725 §2.3 warns of parsers that disagree):
+// every part is canonical base64url, the header and the payload are each
+// exactly one JSON object with no member named twice at any depth, and
+// header member names match exactly (encoding/json alone would take "ALG"
+// for "alg" and the last of two "alg"s).
+func parseCompact(tok string) (*compact, Reason, string) {
 	h, rest, ok1 := strings.Cut(tok, ".")
 	p, s, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.IndexByte(s, '.') >= 0 {
-		return nil, "not a JWS compact serialization"
+		return nil, ReasonMalformedToken, "not a JWS compact serialization"
 	}
-	if h == "" || p == "" || s == "" {
-		return nil, "empty token part"
+	if h == "" || p == "" {
+		return nil, ReasonMalformedToken, "empty token part"
 	}
-	hb, err := base64.RawURLEncoding.DecodeString(h)
+	hb, err := decodePart(h)
 	if err != nil {
-		return nil, "header is not base64url"
+		return nil, ReasonMalformedToken, "header is not base64url"
 	}
 	c := &compact{rawPayload: p, signing: tok[:len(h)+1+len(p)]}
-	if err := strictUnmarshal(hb, &c.header); err != nil {
-		return nil, "header is not a JSON object"
+	if why := decodeHeader(hb, &c.header); why != "" {
+		return nil, ReasonMalformedToken, why
 	}
-	if c.header.Crit != nil {
-		return nil, "crit header not supported"
+	// An unsigned token is refused as such whatever its signature part
+	// holds, an empty one included (RFC 8725 §3.1).
+	if strings.EqualFold(c.header.Alg, "none") {
+		return nil, ReasonDisallowedAlgorithm, "unsigned tokens are not accepted"
 	}
-	if c.payload, err = base64.RawURLEncoding.DecodeString(p); err != nil {
-		return nil, "payload is not base64url"
+	if s == "" {
+		return nil, ReasonMalformedToken, "empty token part"
 	}
-	if c.sig, err = base64.RawURLEncoding.DecodeString(s); err != nil {
-		return nil, "signature is not base64url"
+	if c.header.Crit {
+		return nil, ReasonMalformedToken, "crit header not supported"
 	}
-	return c, ""
+	if c.payload, err = decodePart(p); err != nil {
+		return nil, ReasonMalformedToken, "payload is not base64url"
+	}
+	if c.sig, err = decodePart(s); err != nil {
+		return nil, ReasonMalformedToken, "signature is not base64url"
+	}
+	return c, "", ""
 }
 
-// strictUnmarshal decodes a JSON object and refuses trailing data.
-func strictUnmarshal(b []byte, v any) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return errNotObject
+// decodePart decodes one part of a token. encoding/base64 skips CR and LF
+// even in strict mode, so the alphabet is checked first.
+func decodePart(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if !isB64URL(s[i]) {
+			return nil, errNotBase64URL
+		}
 	}
-	return json.Unmarshal(b, v)
+	return b64.DecodeString(s)
+}
+
+func isB64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// decodeHeader reads the members verification needs, by their exact names.
+// It returns a description of the problem, "" when the header is good.
+func decodeHeader(b []byte, h *jwsHeader) string {
+	if oneObject(b) != nil {
+		return "header is not a JSON object"
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return "header is not a JSON object"
+	}
+	raw, ok := m["alg"]
+	if !ok {
+		return "header has no alg"
+	}
+	if json.Unmarshal(raw, &h.Alg) != nil {
+		return "header alg is not a string"
+	}
+	if raw, ok := m["kid"]; ok && json.Unmarshal(raw, &h.Kid) != nil {
+		return "header kid is not a string"
+	}
+	if raw, ok := m["typ"]; ok && json.Unmarshal(raw, &h.Typ) != nil {
+		return "header typ is not a string"
+	}
+	_, h.Crit = m["crit"]
+	return ""
+}
+
+// oneObject checks that b is exactly one JSON object, with nothing but
+// whitespace around it, and that no object in it, at any depth, names a
+// member twice (names compared after unescaping, so "\u0061lg" is
+// "alg"). encoding/json alone keeps the last of duplicate members, and a
+// json.Decoder stops after the first value: either lets a token say one
+// thing to us and another to the next parser that reads it.
+func oneObject(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber() // no float conversion: 1e400 is a number, not an error
+	type frame struct {
+		obj   bool
+		key   bool     // the next token of an object is a member name
+		names []string // member names seen so far
+	}
+	var stack []frame
+	done := false
+	for {
+		t, err := d.Token()
+		if err == io.EOF {
+			if !done {
+				return errNotObject
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if done {
+			return errTrailing
+		}
+		if len(stack) == 0 && t != json.Delim('{') {
+			return errNotObject
+		}
+		if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].key {
+			top := &stack[n-1]
+			if name, isName := t.(string); isName {
+				if slices.Contains(top.names, name) {
+					return errDuplicate
+				}
+				top.names = append(top.names, name)
+				top.key = false
+				continue
+			}
+		}
+		switch t {
+		case json.Delim('{'):
+			stack = append(stack, frame{obj: true, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: the enclosing object wants a name next.
+		if n := len(stack); n == 0 {
+			done = true
+		} else if stack[n-1].obj {
+			stack[n-1].key = true
+		}
+	}
 }
 
 type constError string
 
 func (e constError) Error() string { return string(e) }
 
-const errNotObject = constError("not a JSON object")
+const (
+	errNotObject    = constError("not a JSON object")
+	errTrailing     = constError("data after the JSON object")
+	errDuplicate    = constError("duplicate member name")
+	errNotBase64URL = constError("not base64url")
+)
 
 // algSpec describes a JWS algorithm we verify.
 type algSpec struct {
