@@ -24,7 +24,9 @@ import (
 // swappableKeys is a KeySource whose key set a test replaces at will, as a
 // JWKS refresh does: each generation is a new StaticKeys with new *Key
 // values, as the jwks package builds them.
-type swappableKeys struct{ cur atomic.Pointer[authz.StaticKeys] }
+type swappableKeys struct {
+	cur atomic.Pointer[authz.StaticKeys]
+}
 
 func (s *swappableKeys) set(ks authz.StaticKeys) { s.cur.Store(&ks) }
 
