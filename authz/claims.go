@@ -57,18 +57,20 @@ func (c claims) lookup(name string, nested bool) (any, bool) {
 const maxNumericDate = 253402300800
 
 // numericDate reads a NumericDate claim (RFC 7519 §2). ok is false when
-// the claim is present but not a finite number in [0, year 10000).
+// the claim is present but not a finite, unsigned number before year
+// 10000.
 func (c claims) numericDate(name string) (v float64, present, ok bool) {
 	raw, present := c[name]
-	if !present || raw == nil {
+	if !present {
 		return 0, false, true
 	}
-	n, isNum := raw.(json.Number)
+	n, isNum := raw.(json.Number) // null too is no date (jwx refuses it, go-jose reads it as absent)
 	if !isNum {
 		return 0, true, false
 	}
 	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f >= maxNumericDate {
+	// A minus sign is refused even on zero: "-0" is no date either.
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || strings.HasPrefix(string(n), "-") || f >= maxNumericDate {
 		return 0, true, false
 	}
 	return f, true, true

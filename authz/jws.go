@@ -27,7 +27,7 @@ import (
 // set only (RFC 8725 §3.10).
 type jwsHeader struct {
 	Alg  string
-	Kid  *string // nil when absent or null
+	Kid  *string // nil when absent
 	Typ  string
 	Crit bool // present, whatever its value
 }
@@ -109,7 +109,9 @@ func isB64URL(c byte) bool {
 // decodeHeader reads the members verification needs, by their exact names.
 // It returns a description of the problem, "" when the header is good.
 func decodeHeader(b []byte, h *jwsHeader) string {
-	if oneObject(b) != nil {
+	// No whitespace around the object either: no JOSE library writes it,
+	// and jwx verifies such a header against other bytes than these.
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' || oneObject(b) != nil {
 		return "header is not a JSON object"
 	}
 	var m map[string]json.RawMessage
@@ -120,17 +122,26 @@ func decodeHeader(b []byte, h *jwsHeader) string {
 	if !ok {
 		return "header has no alg"
 	}
-	if json.Unmarshal(raw, &h.Alg) != nil {
+	if !headerString(raw, &h.Alg) {
 		return "header alg is not a string"
 	}
-	if raw, ok := m["kid"]; ok && json.Unmarshal(raw, &h.Kid) != nil {
-		return "header kid is not a string"
+	if raw, ok := m["kid"]; ok {
+		h.Kid = new(string)
+		if !headerString(raw, h.Kid) {
+			return "header kid is not a string"
+		}
 	}
-	if raw, ok := m["typ"]; ok && json.Unmarshal(raw, &h.Typ) != nil {
+	if raw, ok := m["typ"]; ok && !headerString(raw, &h.Typ) {
 		return "header typ is not a string"
 	}
 	_, h.Crit = m["crit"]
 	return ""
+}
+
+// headerString decodes a header member that must be a string; null is
+// not one (libraries differ on whether "kid": null names a kid).
+func headerString(raw json.RawMessage, dst *string) bool {
+	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, dst) == nil
 }
 
 // oneObject checks that b is exactly one JSON object, with nothing but
@@ -186,6 +197,15 @@ func oneObject(b []byte) error {
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]
+		default:
+			// A number no float64 holds (1e400) is an error to most
+			// JSON parsers: one more token that would mean one thing
+			// here and nothing elsewhere.
+			if n, isNum := t.(json.Number); isNum {
+				if _, err := n.Float64(); err != nil {
+					return errNumber
+				}
+			}
 		}
 		// A value ended: the enclosing object wants a name next.
 		if n := len(stack); n == 0 {
@@ -204,6 +224,7 @@ const (
 	errNotObject    = constError("not a JSON object")
 	errTrailing     = constError("data after the JSON object")
 	errDuplicate    = constError("duplicate member name")
+	errNumber       = constError("number out of range")
 	errNotBase64URL = constError("not base64url")
 )
 
