@@ -128,7 +128,7 @@ func TestCacheTransparency(t *testing.T) {
 	}
 	cm := authz.NewCacheMetrics(reg)
 
-	const sequences, steps = 60, 40
+	const sequences, steps = 30, 30
 	for seq := range sequences {
 		var slots []modelSlot
 		for range 1 + rng.IntN(3) {
@@ -166,7 +166,9 @@ func TestCacheTransparency(t *testing.T) {
 			}
 		}
 	}
-	if hits := cacheLookups(t, reg, "hit"); hits < 100 {
+	hits := cacheLookups(t, reg, "hit")
+	t.Logf("%v cache hits, %v misses", hits, cacheLookups(t, reg, "miss"))
+	if hits < 50 {
 		t.Errorf("only %v cache hits: the model does not exercise the cache", hits)
 	}
 }
