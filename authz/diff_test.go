@@ -179,24 +179,33 @@ func canonical(part string) bool {
 	return err == nil && base64.RawURLEncoding.EncodeToString(b) == part
 }
 
+// rfcParts splits tok and applies the RFC rules both oracles need before
+// a library reads it (see the top): three parts; alg none refused as such,
+// whatever the signature part (RFC 8725 §3.1); each part canonical
+// base64url without padding (RFC 7515 §2). class is "" when they hold.
+func rfcParts(tok string) (parts []string, class string, err error) {
+	parts = strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, oracleMalformed, errors.New("not three parts")
+	}
+	if unsignedHeader(parts[0]) {
+		return nil, oracleAlg, errors.New("alg none")
+	}
+	for _, p := range parts {
+		if !b64urlPart.MatchString(p) || !canonical(p) {
+			return nil, oracleMalformed, errors.New("not canonical base64url")
+		}
+	}
+	return parts, "", nil
+}
+
 // oracle decides tok with jwx in the order our path uses (parse, issuer,
 // algorithm, signature, claims), so that the class of a denial is
 // comparable. It returns the class and jwx's error for messages.
 func oracle(k *diffKeySet, tok string) (string, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return oracleMalformed, errors.New("not three parts")
-	}
-	if unsignedHeader(parts[0]) {
-		// RFC 8725 §3.1: an unsigned token is refused as such, whatever
-		// its signature part (see the top).
-		return oracleAlg, errors.New("alg none")
-	}
-	for _, p := range parts {
-		// RFC 7515 §2: base64url, no padding (oracleDeny, see the top).
-		if !b64urlPart.MatchString(p) || !canonical(p) {
-			return oracleMalformed, errors.New("not canonical base64url")
-		}
+	parts, class, err := rfcParts(tok)
+	if class != "" {
+		return class, err
 	}
 	msg, err := jws.Parse([]byte(tok))
 	if err != nil {
@@ -245,10 +254,8 @@ func oracle(k *diffKeySet, tok string) (string, error) {
 		if err := used.Raw(&pub); err != nil {
 			return "unclassified", err
 		}
-		d := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-		opts := &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}
-		if err := rsa.VerifyPSS(&pub, crypto.SHA256, d[:], mustDecode(parts[2]), opts); err != nil {
-			return oracleSignature, err
+		if !pssHashLen(&pub, parts) {
+			return oracleSignature, errors.New("PSS salt is not the hash length")
 		}
 	}
 	parsed, err := jwt.Parse(msg.Payload(), jwt.WithVerify(false), jwt.WithValidate(false))
@@ -290,17 +297,9 @@ var joseAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jos
 // joseOracle decides tok with go-jose v4 and the RFC rules at the top, in
 // the order our path uses, like oracle does with jwx.
 func joseOracle(k *diffKeySet, tok string) (string, error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return oracleMalformed, errors.New("not three parts")
-	}
-	if unsignedHeader(parts[0]) {
-		return oracleAlg, errors.New("alg none")
-	}
-	for _, p := range parts {
-		if !b64urlPart.MatchString(p) || !canonical(p) {
-			return oracleMalformed, errors.New("not canonical base64url")
-		}
+	parts, class, err := rfcParts(tok)
+	if class != "" {
+		return class, err
 	}
 	obj, err := jose.ParseSignedCompact(tok, joseAlgs)
 	if err != nil {
