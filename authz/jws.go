@@ -11,10 +11,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash"
-	"io"
 	"math/big"
-	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The JWS work of the hot path: split the compact form, decode the header,
@@ -145,75 +145,102 @@ func headerString(raw json.RawMessage, dst *string) bool {
 }
 
 // oneObject checks that b is exactly one JSON object, with nothing but
-// whitespace around it, and that no object in it, at any depth, names a
-// member twice (names compared after unescaping, so "\u0061lg" is
-// "alg"). encoding/json alone keeps the last of duplicate members, and a
-// json.Decoder stops after the first value: either lets a token say one
-// thing to us and another to the next parser that reads it.
+// whitespace around it, that no object in it, at any depth, names a member
+// twice (names compared after unescaping, so "\\u0061lg" is "alg"), and
+// that every number fits a float64. encoding/json alone keeps the last of
+// duplicate members, and a json.Decoder stops after the first value:
+// either lets a token say one thing to us and another to the next parser
+// that reads it.
+//
+// json.Valid checks the syntax (and that nothing follows the value); the
+// scan below then only follows strings and nesting, comparing member names
+// in place. It allocates only for a name with escapes or a number with an
+// exponent or hundreds of digits.
 func oneObject(b []byte) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber() // no float conversion: 1e400 is a number, not an error
-	type frame struct {
-		obj   bool
-		key   bool     // the next token of an object is a member name
-		names []string // member names seen so far
+	// Invalid UTF-8 is refused: encoding/json would turn two different
+	// invalid names into the same U+FFFD one.
+	if !utf8.Valid(b) || !json.Valid(b) {
+		return errNotObject
 	}
-	var stack []frame
-	done := false
-	for {
-		t, err := d.Token()
-		if err == io.EOF {
-			if !done {
-				return errNotObject
+	i := skipSpace(b, 0)
+	if b[i] != '{' {
+		return errNotObject
+	}
+	var nameBuf [32][]byte
+	names := nameBuf[:0] // member names of the open objects, innermost last
+	var frameBuf [16]int
+	frames := frameBuf[:0] // per open object or array: start in names, or -1 for an array
+	expectName := false
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{':
+			frames = append(frames, len(names))
+			expectName = true
+		case '[':
+			frames = append(frames, -1)
+		case '}', ']':
+			if start := frames[len(frames)-1]; start >= 0 {
+				names = names[:start]
 			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if done {
-			return errTrailing
-		}
-		if len(stack) == 0 && t != json.Delim('{') {
-			return errNotObject
-		}
-		if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].key {
-			top := &stack[n-1]
-			if name, isName := t.(string); isName {
-				if slices.Contains(top.names, name) {
-					return errDuplicate
+			frames = frames[:len(frames)-1]
+		case ',':
+			expectName = frames[len(frames)-1] >= 0
+		case '"':
+			end := stringEnd(b, i)
+			if expectName {
+				name := b[i+1 : end]
+				if bytes.IndexByte(name, '\\') >= 0 {
+					var s string
+					if err := json.Unmarshal(b[i:end+1], &s); err != nil {
+						return errNotObject
+					}
+					name = []byte(s)
 				}
-				top.names = append(top.names, name)
-				top.key = false
-				continue
+				for _, n := range names[frames[len(frames)-1]:] {
+					if bytes.Equal(n, name) {
+						return errDuplicate
+					}
+				}
+				names = append(names, name)
+				expectName = false
 			}
-		}
-		switch t {
-		case json.Delim('{'):
-			stack = append(stack, frame{obj: true, key: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		default:
-			// A number no float64 holds (1e400) is an error to most
-			// JSON parsers: one more token that would mean one thing
-			// here and nothing elsewhere.
-			if n, isNum := t.(json.Number); isNum {
-				if _, err := n.Float64(); err != nil {
+			i = end
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			end := i
+			big := false
+			for end < len(b) && strings.IndexByte("+-0123456789.eE", b[end]) >= 0 {
+				big = big || b[end] == 'e' || b[end] == 'E'
+				end++
+			}
+			if big || end-i > 300 {
+				if _, err := strconv.ParseFloat(string(b[i:end]), 64); err != nil {
 					return errNumber
 				}
 			}
-		}
-		// A value ended: the enclosing object wants a name next.
-		if n := len(stack); n == 0 {
-			done = true
-		} else if stack[n-1].obj {
-			stack[n-1].key = true
+			i = end - 1
 		}
 	}
+	return nil
+}
+
+// stringEnd returns the index of the quote that closes the string opening
+// at b[i], in valid JSON.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 type constError string
@@ -222,7 +249,6 @@ func (e constError) Error() string { return string(e) }
 
 const (
 	errNotObject    = constError("not a JSON object")
-	errTrailing     = constError("data after the JSON object")
 	errDuplicate    = constError("duplicate member name")
 	errNumber       = constError("number out of range")
 	errNotBase64URL = constError("not base64url")
