@@ -18,9 +18,10 @@ import (
 )
 
 // The JWS work of the hot path: split the compact form, decode the header,
-// verify the signature with the standard library. jwx stays the reference:
-// the differential test and FuzzVerifyAgainstJWX hold this code to
-// jwx's verdicts.
+// verify the signature with the standard library. Two JOSE libraries are
+// the reference: the differential tests (authz/diff_test.go) and
+// FuzzVerifyAgainstJWX hold this code to the verdicts of jwx and go-jose,
+// or to a stricter one where a token has more than one spelling.
 
 // jwsHeader is the part of a JOSE header that verification reads. jku, x5u,
 // jwk and x5c are deliberately not read: keys come from the provider's key
@@ -146,7 +147,7 @@ func headerString(raw json.RawMessage, dst *string) bool {
 
 // oneObject checks that b is exactly one JSON object, with nothing but
 // whitespace around it, that no object in it, at any depth, names a member
-// twice (names compared after unescaping, so "\\u0061lg" is "alg"), and
+// twice (names compared after unescaping, so "\u0061lg" is "alg"), and
 // that every number fits a float64. encoding/json alone keeps the last of
 // duplicate members, and a json.Decoder stops after the first value:
 // either lets a token say one thing to us and another to the next parser
