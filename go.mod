@@ -3,8 +3,10 @@ module github.com/jwtauthz/jwt-authz
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/google/go-cmp v0.7.0
 	github.com/lestrrat-go/jwx/v2 v2.1.7
 	github.com/prometheus/client_golang v1.25.0

@@ -148,8 +148,20 @@ func (c *TokenCache) unlink(e *cacheEntry) {
 	delete(c.entries, e.key)
 }
 
-// DropKeys removes every token of provider signed by one of kids: a key
-// removed from the provider's set stops verifying at once.
+// drop removes the entry of key, if any.
+func (c *TokenCache) drop(key [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		c.unlink(e)
+		c.setGauge()
+	}
+}
+
+// DropKeys removes every token of provider signed by one of kids, to free
+// the memory of tokens whose key left the provider's set. Correctness does
+// not depend on it: every hit checks that the key that verified the token
+// is still the one the current key set would use.
 func (c *TokenCache) DropKeys(provider string, kids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

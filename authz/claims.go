@@ -16,15 +16,16 @@ const MaxHeaderValueBytes = 8 << 10
 // are forwarded in their JSON form.
 type claims map[string]any
 
+// decodeClaims decodes a payload that is exactly one JSON object with no
+// member named twice at any depth (see oneObject).
 func decodeClaims(b []byte) (claims, bool) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
+	if oneObject(b) != nil {
 		return nil, false
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var c claims
-	if err := d.Decode(&c); err != nil || d.More() {
+	if err := d.Decode(&c); err != nil {
 		return nil, false
 	}
 	return c, true
@@ -50,19 +51,26 @@ func (c claims) lookup(name string, nested bool) (any, bool) {
 	return cur, cur != nil
 }
 
+// maxNumericDate is 10000-01-01T00:00:00Z: a NumericDate from then on is
+// no date a token means, and bounding dates keeps every sum and difference
+// of them far from overflow.
+const maxNumericDate = 253402300800
+
 // numericDate reads a NumericDate claim (RFC 7519 §2). ok is false when
-// the claim is present but not a number.
+// the claim is present but not a finite, unsigned number before year
+// 10000.
 func (c claims) numericDate(name string) (v float64, present, ok bool) {
 	raw, present := c[name]
-	if !present || raw == nil {
+	if !present {
 		return 0, false, true
 	}
-	n, isNum := raw.(json.Number)
+	n, isNum := raw.(json.Number) // null too is no date (jwx refuses it, go-jose reads it as absent)
 	if !isNum {
 		return 0, true, false
 	}
 	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	// A minus sign is refused even on zero: "-0" is no date either.
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || strings.HasPrefix(string(n), "-") || f >= maxNumericDate {
 		return 0, true, false
 	}
 	return f, true, true

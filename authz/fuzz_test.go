@@ -2,6 +2,8 @@ package authz_test
 
 import (
 	"context"
+	"encoding/base64"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +44,34 @@ func fuzzOptions(tb testing.TB) authz.Options {
 	return o
 }
 
+// oddBenchTokens are tokens of the bench provider's RSA key that break one
+// of the one-spelling rules, validly signed over their text: seeds that
+// take the fuzzers to each parser rule.
+func oddBenchTokens(tb testing.TB) []string {
+	tb.Helper()
+	enc := base64.RawURLEncoding
+	cl := string(mustJSON(benchClaims(time.Now(), "svc@clients")))
+	rsaKey := keys(tb).rsa
+	sign := func(h, p string) string {
+		return raw64(rsaKey, enc.EncodeToString([]byte(h)), enc.EncodeToString([]byte(p)))
+	}
+	good := benchToken(tb, "RS256", time.Now(), "svc@clients")
+	i := strings.LastIndexByte(good, '.')
+	return []string{
+		sign(`{"ALG":"RS256","KID":"RS256"}`, cl),
+		sign(`{"alg":"RS256","kid":"RS256","alg":"RS256"}`, cl),
+		sign(`{"alg":"RS256","\u006bid":"ES256","kid":"RS256"}`, cl),
+		sign(`{"alg":"RS256","kid":"RS256"}`, `{"iss":"https://evil.example/",`+cl[1:]),
+		sign(`{"alg":"RS256","kid":"RS256"}`, cl[:len(cl)-1]+`,"x":{"a":1,"a":2}}`),
+		sign(`{"alg":"RS256","kid":"RS256"}`, cl+`}junk`),
+		sign(`{"alg":"RS256","kid":null}`, cl),
+		sign(`{"alg":"RS256","kid":"RS256"}`, regexp.MustCompile(`"exp":[0-9]+`).ReplaceAllString(cl, `"exp":1e300`)),
+		raw64(rsaKey, good[:strings.IndexByte(good, '.')], oddLength(cl)),
+		good[:i+1] + setTrailingBit(good[i+1:]),
+		enc.EncodeToString([]byte(`{"alg":"NONE"}`)) + "." + enc.EncodeToString([]byte(cl)) + ".",
+	}
+}
+
 // FuzzCheck drives the whole Check with arbitrary method, path, host,
 // headers, context extensions and token: it never panics, always answers
 // with a reason from the closed set and a status that fits it, and never
@@ -63,6 +93,10 @@ func FuzzCheck(f *testing.F) {
 	f.Add("HEAD", "/healthz", "api.example.com..", "Bearer\t"+good, "", "", "", "", "admin")
 	f.Add("OPTIONS", "*", "a:80:80", "", "", "", "G T", "", "")
 	f.Add("GET", "/v1.?access%5Ftoken="+good, "user@h", "", "", "", "", "", "")
+	for _, tok := range oddBenchTokens(f) {
+		f.Add("GET", "/v1", "api.example.com", "Bearer "+tok, "", "", "", "", "")
+		f.Add("GET", "/v1?access_token="+tok, "h", "", tok, "at="+tok, "", "", "")
+	}
 	a := fuzzAuthorizer(f)
 	f.Fuzz(func(t *testing.T, method, path, host, authorization, xToken, cookie, acrm, rule, scopes string) {
 		h := map[string]string{":method": method, ":path": path, ":authority": host}
@@ -118,6 +152,9 @@ func FuzzBearerToken(f *testing.F) {
 		"Bearer," + good, "Digest a=b, c=d", "Bearerx " + good,
 	} {
 		f.Add(s)
+	}
+	for _, tok := range oddBenchTokens(f) {
+		f.Add("Bearer " + tok)
 	}
 	a := newBenchAuthorizer(f, 100)
 	first := func(v string) string { // the first word: up to a space, tab or comma

@@ -12,22 +12,25 @@ import (
 	"encoding/json"
 	"hash"
 	"math/big"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The JWS work of the hot path: split the compact form, decode the header,
-// verify the signature with the standard library. jwx stays the reference:
-// the differential test and FuzzVerifyAgainstJWX hold this code to
-// jwx's verdicts.
+// verify the signature with the standard library. Two JOSE libraries are
+// the reference: the differential tests (authz/diff_test.go) and
+// FuzzVerifyAgainstJWX hold this code to the verdicts of jwx and go-jose,
+// or to a stricter one where a token has more than one spelling.
 
 // jwsHeader is the part of a JOSE header that verification reads. jku, x5u,
-// jwk and x5c are deliberately not decoded: keys come from the provider's
-// key set only (RFC 8725 §3.10).
+// jwk and x5c are deliberately not read: keys come from the provider's key
+// set only (RFC 8725 §3.10).
 type jwsHeader struct {
-	Alg  string          `json:"alg"`
-	Kid  *string         `json:"kid"`
-	Typ  string          `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
+	Alg  string
+	Kid  *string // nil when absent
+	Typ  string
+	Crit bool // present, whatever its value
 }
 
 // compact is a token split into its parts.
@@ -39,51 +42,218 @@ type compact struct {
 	sig        []byte
 }
 
-// parseCompact splits and decodes a JWS compact serialization. It returns a
-// description of the problem when the token is malformed.
-func parseCompact(tok string) (*compact, string) {
+// b64 decodes base64url without padding and refuses non-canonical
+// encodings (set trailing bits): a token has one spelling only.
+var b64 = base64.RawURLEncoding.Strict()
+
+// parseCompact splits and decodes a JWS compact serialization. On failure
+// it returns the reason (malformed_token, or disallowed_algorithm for an
+// unsigned token) and a description of the problem.
+//
+// One token, one meaning (RFC 8725 §2.3 warns of parsers that disagree):
+// every part is canonical base64url, the header and the payload are each
+// exactly one JSON object with no member named twice at any depth, and
+// header member names match exactly (encoding/json alone would take "ALG"
+// for "alg" and the last of two "alg"s).
+func parseCompact(tok string) (*compact, Reason, string) {
 	h, rest, ok1 := strings.Cut(tok, ".")
 	p, s, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.IndexByte(s, '.') >= 0 {
-		return nil, "not a JWS compact serialization"
+		return nil, ReasonMalformedToken, "not a JWS compact serialization"
 	}
-	if h == "" || p == "" || s == "" {
-		return nil, "empty token part"
+	if h == "" || p == "" {
+		return nil, ReasonMalformedToken, "empty token part"
 	}
-	hb, err := base64.RawURLEncoding.DecodeString(h)
+	hb, err := decodePart(h)
 	if err != nil {
-		return nil, "header is not base64url"
+		return nil, ReasonMalformedToken, "header is not base64url"
 	}
 	c := &compact{rawPayload: p, signing: tok[:len(h)+1+len(p)]}
-	if err := strictUnmarshal(hb, &c.header); err != nil {
-		return nil, "header is not a JSON object"
+	if why := decodeHeader(hb, &c.header); why != "" {
+		return nil, ReasonMalformedToken, why
 	}
-	if c.header.Crit != nil {
-		return nil, "crit header not supported"
+	// An unsigned token is refused as such whatever its signature part
+	// holds, an empty one included (RFC 8725 §3.1).
+	if strings.EqualFold(c.header.Alg, "none") {
+		return nil, ReasonDisallowedAlgorithm, "unsigned tokens are not accepted"
 	}
-	if c.payload, err = base64.RawURLEncoding.DecodeString(p); err != nil {
-		return nil, "payload is not base64url"
+	if s == "" {
+		return nil, ReasonMalformedToken, "empty token part"
 	}
-	if c.sig, err = base64.RawURLEncoding.DecodeString(s); err != nil {
-		return nil, "signature is not base64url"
+	if c.header.Crit {
+		return nil, ReasonMalformedToken, "crit header not supported"
 	}
-	return c, ""
+	if c.payload, err = decodePart(p); err != nil {
+		return nil, ReasonMalformedToken, "payload is not base64url"
+	}
+	if c.sig, err = decodePart(s); err != nil {
+		return nil, ReasonMalformedToken, "signature is not base64url"
+	}
+	return c, "", ""
 }
 
-// strictUnmarshal decodes a JSON object and refuses trailing data.
-func strictUnmarshal(b []byte, v any) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
+// decodePart decodes one part of a token. encoding/base64 skips CR and LF
+// even in strict mode, so the alphabet is checked first.
+func decodePart(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if !isB64URL(s[i]) {
+			return nil, errNotBase64URL
+		}
+	}
+	return b64.DecodeString(s)
+}
+
+func isB64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// decodeHeader reads the members verification needs, by their exact names.
+// It returns a description of the problem, "" when the header is good.
+func decodeHeader(b []byte, h *jwsHeader) string {
+	// No whitespace around the object either: no JOSE library writes it,
+	// and jwx verifies such a header against other bytes than these.
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' || oneObject(b) != nil {
+		return "header is not a JSON object"
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return "header is not a JSON object"
+	}
+	raw, ok := m["alg"]
+	if !ok {
+		return "header has no alg"
+	}
+	if !headerString(raw, &h.Alg) {
+		return "header alg is not a string"
+	}
+	if raw, ok := m["kid"]; ok {
+		h.Kid = new(string)
+		if !headerString(raw, h.Kid) {
+			return "header kid is not a string"
+		}
+	}
+	if raw, ok := m["typ"]; ok && !headerString(raw, &h.Typ) {
+		return "header typ is not a string"
+	}
+	_, h.Crit = m["crit"]
+	return ""
+}
+
+// headerString decodes a header member that must be a string; null is
+// not one (libraries differ on whether "kid": null names a kid).
+func headerString(raw json.RawMessage, dst *string) bool {
+	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, dst) == nil
+}
+
+// oneObject checks that b is exactly one JSON object, with nothing but
+// whitespace around it, that no object in it, at any depth, names a member
+// twice (names compared after unescaping, so "\u0061lg" is "alg"), and
+// that every number fits a float64. encoding/json alone keeps the last of
+// duplicate members, and a json.Decoder stops after the first value:
+// either lets a token say one thing to us and another to the next parser
+// that reads it.
+//
+// json.Valid checks the syntax (and that nothing follows the value); the
+// scan below then only follows strings and nesting, comparing member names
+// in place. It allocates only for a name with escapes or a number with an
+// exponent or hundreds of digits.
+func oneObject(b []byte) error {
+	// Invalid UTF-8 is refused: encoding/json would turn two different
+	// invalid names into the same U+FFFD one.
+	if !utf8.Valid(b) || !json.Valid(b) {
 		return errNotObject
 	}
-	return json.Unmarshal(b, v)
+	i := skipSpace(b, 0)
+	if b[i] != '{' {
+		return errNotObject
+	}
+	var nameBuf [32][]byte
+	names := nameBuf[:0] // member names of the open objects, innermost last
+	var frameBuf [16]int
+	frames := frameBuf[:0] // per open object or array: start in names, or -1 for an array
+	expectName := false
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{':
+			frames = append(frames, len(names))
+			expectName = true
+		case '[':
+			frames = append(frames, -1)
+		case '}', ']':
+			if start := frames[len(frames)-1]; start >= 0 {
+				names = names[:start]
+			}
+			frames = frames[:len(frames)-1]
+		case ',':
+			expectName = frames[len(frames)-1] >= 0
+		case '"':
+			end := stringEnd(b, i)
+			if expectName {
+				name := b[i+1 : end]
+				if bytes.IndexByte(name, '\\') >= 0 {
+					var s string
+					if err := json.Unmarshal(b[i:end+1], &s); err != nil {
+						return errNotObject
+					}
+					name = []byte(s)
+				}
+				for _, n := range names[frames[len(frames)-1]:] {
+					if bytes.Equal(n, name) {
+						return errDuplicate
+					}
+				}
+				names = append(names, name)
+				expectName = false
+			}
+			i = end
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			end := i
+			big := false
+			for end < len(b) && strings.IndexByte("+-0123456789.eE", b[end]) >= 0 {
+				big = big || b[end] == 'e' || b[end] == 'E'
+				end++
+			}
+			if big || end-i > 300 {
+				if _, err := strconv.ParseFloat(string(b[i:end]), 64); err != nil {
+					return errNumber
+				}
+			}
+			i = end - 1
+		}
+	}
+	return nil
+}
+
+// stringEnd returns the index of the quote that closes the string opening
+// at b[i], in valid JSON.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 type constError string
 
 func (e constError) Error() string { return string(e) }
 
-const errNotObject = constError("not a JSON object")
+const (
+	errNotObject    = constError("not a JSON object")
+	errDuplicate    = constError("duplicate member name")
+	errNumber       = constError("number out of range")
+	errNotBase64URL = constError("not base64url")
+)
 
 // algSpec describes a JWS algorithm we verify.
 type algSpec struct {

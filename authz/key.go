@@ -3,6 +3,9 @@ package authz
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"errors"
 )
 
@@ -17,6 +20,31 @@ type Key struct {
 	Algorithm string
 	// Public is *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey.
 	Public crypto.PublicKey
+}
+
+// sameKey reports whether a and b hold the same public key. A cached token
+// is bound to its key's material, not to its kid: a key set refreshed with
+// the same keys keeps its cached tokens, one that puts another key under
+// the same kid does not. Comparing the material itself needs nothing
+// precomputed and, unlike the keys' Equal methods (which copy big integers
+// to compare them in constant time, needless for public values), does not
+// allocate.
+func sameKey(a, b *Key) bool {
+	if a == b {
+		return true
+	}
+	switch pa := a.Public.(type) {
+	case *rsa.PublicKey:
+		pb, ok := b.Public.(*rsa.PublicKey)
+		return ok && pa.E == pb.E && pa.N.Cmp(pb.N) == 0
+	case *ecdsa.PublicKey:
+		pb, ok := b.Public.(*ecdsa.PublicKey)
+		return ok && pa.Curve == pb.Curve && pa.X.Cmp(pb.X) == 0 && pa.Y.Cmp(pb.Y) == 0
+	case ed25519.PublicKey:
+		pb, ok := b.Public.(ed25519.PublicKey)
+		return ok && string(pa) == string(pb)
+	}
+	return false
 }
 
 // Errors a KeySource returns. Anything else is treated as internal_error.

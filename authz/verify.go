@@ -12,8 +12,15 @@ import (
 // response and the rules need from it, computed once. It is what the
 // token cache holds, and is immutable.
 type verified struct {
-	p       *provider
-	kid     string
+	p   *provider
+	kid string
+	// key is the key that verified the token, alg the token's algorithm
+	// and hasKid whether its header named a kid: a cache hit is taken only
+	// while the provider's current key set would pick the same key again
+	// (boundKeyHolds).
+	key     *Key
+	alg     string
+	hasKid  bool
 	claims  claims
 	scopes  []string
 	headers []Header // claim headers to set
@@ -39,7 +46,12 @@ func (a *Authorizer) verify(ctx context.Context, tok string) (*verified, Decisio
 	if a.cache != nil {
 		key = tokenKey(tok)
 		if v := a.cache.get(key, a.now()); v != nil {
-			return v, Decision{}
+			if boundKeyHolds(ctx, v) {
+				return v, Decision{}
+			}
+			// The key that verified it was removed or replaced: the
+			// entry is no longer what a full verification would say.
+			a.cache.drop(key)
 		}
 	}
 	v, d := a.verifyFull(ctx, tok)
@@ -49,19 +61,44 @@ func (a *Authorizer) verify(ctx context.Context, tok string) (*verified, Decisio
 	return v, d
 }
 
+// boundKeyHolds reports whether the provider's current key set still holds
+// the key that verified v, found the way verifyFull would find it (by the
+// token's kid, or as the first usable key that fits), so that a cache hit
+// is never looser than a miss: a key removed, or replaced under the same
+// kid, stops verifying its cached tokens at once. It does not allocate.
+func boundKeyHolds(ctx context.Context, v *verified) bool {
+	if v.hasKid {
+		k, err := v.p.Keys.Key(ctx, v.kid)
+		return err == nil && sameKey(k, v.key) && keyFits(k, v.alg)
+	}
+	keys, err := v.p.Keys.Keys(ctx)
+	if err != nil {
+		return false
+	}
+	for _, k := range keys {
+		if keyFits(k, v.alg) && sameKey(k, v.key) {
+			// A key of other material before it cannot verify the
+			// signature; the same material under another kid first
+			// would change the decision's kid.
+			return k.ID == v.kid
+		}
+	}
+	return false
+}
+
 func deny(r Reason, desc string) (*verified, Decision) {
 	return nil, Decision{Reason: r, Description: desc}
 }
 
 func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Decision) {
-	c, why := parseCompact(tok)
+	c, r, why := parseCompact(tok)
 	if c == nil {
-		return deny(ReasonMalformedToken, "the token is malformed: "+why)
+		if r == ReasonMalformedToken {
+			why = "the token is malformed: " + why
+		}
+		return deny(r, why)
 	}
 	alg := c.header.Alg
-	if strings.EqualFold(alg, "none") {
-		return deny(ReasonDisallowedAlgorithm, "unsigned tokens are not accepted")
-	}
 	cl, ok := decodeClaims(c.payload)
 	if !ok {
 		return deny(ReasonMalformedToken, "the token is malformed: payload is not a JSON object")
@@ -87,6 +124,7 @@ func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Dec
 	}
 
 	kid := ""
+	var used *Key
 	if c.header.Kid != nil {
 		kid = *c.header.Kid
 		k, err := p.Keys.Key(ctx, kid)
@@ -99,19 +137,19 @@ func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Dec
 		if !verifySignature(alg, k, c.signing, c.sig) {
 			return fail(ReasonInvalidSignature, "the token's signature is invalid")
 		}
+		used = k
 	} else {
 		keys, err := p.Keys.Keys(ctx)
 		if r, desc := keyError(err); r != "" {
 			return fail(r, desc)
 		}
-		good := false
 		for _, k := range keys {
 			if keyFits(k, alg) && verifySignature(alg, k, c.signing, c.sig) {
-				good, kid = true, k.ID
+				used, kid = k, k.ID
 				break
 			}
 		}
-		if !good {
+		if used == nil {
 			return fail(ReasonInvalidSignature, "the token's signature is invalid")
 		}
 	}
@@ -125,7 +163,7 @@ func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Dec
 	nbf, hasNbf, okNbf := cl.numericDate("nbf")
 	iat, hasIat, okIat := cl.numericDate("iat")
 	if !okExp || !okNbf || !okIat {
-		return fail(ReasonMalformedToken, "the token is malformed: a time claim is not a number")
+		return fail(ReasonMalformedToken, "the token is malformed: a time claim is not a valid date")
 	}
 	if !hasExp {
 		return fail(ReasonMissingClaim, "the token has no expiry")
@@ -147,7 +185,9 @@ func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Dec
 		if !hasIat {
 			return fail(ReasonMissingClaim, "the token has no issue time")
 		}
-		if time.Duration((exp-iat)*float64(time.Second)) > p.MaxLifetime {
+		// In float seconds: exp and iat are below 2.6e11, so neither the
+		// difference nor the bound can overflow (a Duration would).
+		if exp-iat > p.MaxLifetime.Seconds() {
 			return fail(ReasonTokenTooOld, "the token's lifetime is longer than accepted")
 		}
 	}
@@ -156,7 +196,9 @@ func (a *Authorizer) verifyFull(ctx context.Context, tok string) (*verified, Dec
 			return fail(ReasonMissingClaim, "the token lacks the claim "+quoteName(name))
 		}
 	}
-	return a.build(p, kid, cl, c.rawPayload, expT), Decision{}
+	v := a.build(p, kid, cl, c.rawPayload, expT)
+	v.key, v.alg, v.hasKid = used, alg, c.header.Kid != nil
+	return v, Decision{}
 }
 
 // keyError maps a KeySource error to a reason; "" for none.

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 
@@ -36,6 +37,9 @@ func FuzzJWKSDocument(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"","y":""}]}`))
 	f.Add([]byte(`not json{`))
 	f.Add([]byte(`{"keys":{}}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"7P___________________________________________38"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"RSA","e":"AQ","n":"` + base64.RawURLEncoding.EncodeToString(rsaKey.N.Bytes()) + `"}]}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		s, err := parseKeySet(doc, []string{"RS256", "ES256", "EdDSA", "PS256"})
 		if err != nil {
@@ -53,8 +57,8 @@ func FuzzJWKSDocument(f *testing.F) {
 			}
 			switch pub := k.Public.(type) {
 			case *rsa.PublicKey:
-				if pub.N.BitLen() < minRSABits {
-					t.Fatalf("RSA key of %d bits kept", pub.N.BitLen())
+				if pub.N.BitLen() < minRSABits || pub.E < 3 || pub.E%2 == 0 {
+					t.Fatalf("RSA key of %d bits, e=%d kept", pub.N.BitLen(), pub.E)
 				}
 			case *ecdsa.PublicKey:
 				if !pub.Curve.IsOnCurve(pub.X, pub.Y) {
@@ -63,6 +67,9 @@ func FuzzJWKSDocument(f *testing.F) {
 			case ed25519.PublicKey:
 				if len(pub) != ed25519.PublicKeySize {
 					t.Fatal("short Ed25519 key kept")
+				}
+				if lowOrderByX25519(t, pub) {
+					t.Fatalf("small-order Ed25519 key %x kept", []byte(pub))
 				}
 			default:
 				t.Fatalf("key of type %T kept", pub)
