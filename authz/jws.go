@@ -171,19 +171,33 @@ func oneObject(b []byte) error {
 	names := nameBuf[:0] // member names of the open objects, innermost last
 	var frameBuf [16]int
 	frames := frameBuf[:0] // per open object or array: start in names, or -1 for an array
+	// seen holds, per open object, a set of its names once it has more than
+	// linearNames of them: comparing each name with every earlier one would
+	// make a 16 KiB header of one-letter members cost milliseconds before
+	// any signature is checked.
+	var seen []map[string]struct{}
 	expectName := false
 	for ; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '{':
 			frames = append(frames, len(names))
+			if seen != nil {
+				seen = append(seen, nil)
+			}
 			expectName = true
 		case '[':
 			frames = append(frames, -1)
+			if seen != nil {
+				seen = append(seen, nil)
+			}
 		case '}', ']':
 			if start := frames[len(frames)-1]; start >= 0 {
 				names = names[:start]
 			}
 			frames = frames[:len(frames)-1]
+			if seen != nil {
+				seen = seen[:len(frames)]
+			}
 		case ',':
 			expectName = frames[len(frames)-1] >= 0
 		case '"':
@@ -197,10 +211,8 @@ func oneObject(b []byte) error {
 					}
 					name = []byte(s)
 				}
-				for _, n := range names[frames[len(frames)-1]:] {
-					if bytes.Equal(n, name) {
-						return errDuplicate
-					}
+				if dup := memberSeen(&seen, frames, names, name); dup {
+					return errDuplicate
 				}
 				names = append(names, name)
 				expectName = false
@@ -222,6 +234,41 @@ func oneObject(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// linearNames is how many names of one object are compared one by one
+// before oneObject switches that object to a set.
+const linearNames = 32
+
+// memberSeen reports whether name is already a member of the innermost
+// open object, and records it in that object's set once it has one.
+func memberSeen(seen *[]map[string]struct{}, frames []int, names [][]byte, name []byte) bool {
+	depth := len(frames) - 1
+	own := names[frames[depth]:]
+	if len(own) < linearNames {
+		for _, n := range own {
+			if bytes.Equal(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make([]map[string]struct{}, len(frames))
+	}
+	set := (*seen)[depth]
+	if set == nil {
+		set = make(map[string]struct{}, 2*len(own))
+		for _, n := range own {
+			set[string(n)] = struct{}{}
+		}
+		(*seen)[depth] = set
+	}
+	if _, ok := set[string(name)]; ok {
+		return true
+	}
+	set[string(name)] = struct{}{}
+	return false
 }
 
 // stringEnd returns the index of the quote that closes the string opening
