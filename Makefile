@@ -63,7 +63,7 @@ tidy-check: ## fail when go.mod/go.sum are not tidy
 	$(GO) mod tidy; \
 	if ! git diff --quiet -- go.mod go.sum; then git diff -- go.mod go.sum; cp /tmp/go.mod.bak go.mod; cp /tmp/go.sum.bak go.sum; echo "go.mod/go.sum not tidy"; exit 1; fi; echo "go.mod/go.sum tidy"
 
-demo-config-check: ## parse envoy/*.yaml against Envoy's protos and docker-compose.yaml with compose-go
+demo-config-check: ## parse deploy/envoy/*.yaml against Envoy's protos and docker-compose.yaml with compose-go
 	$(GO) test -count=1 ./envoy/ ./deploy/...
 
 vuln: ## govulncheck (pinned); needs its online database, so it is not part of make test

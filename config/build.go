@@ -52,7 +52,7 @@ type Runtime struct {
 	Config     *configv1.Config
 	Authorizer *authz.Authorizer
 	// Providers in config order.
-	Providers   []*jwks.Provider
+	Providers   []*jwks.KeySet
 	keyConfig   map[string]*configv1.Provider
 	jwksMetrics *jwks.Metrics
 }
@@ -100,7 +100,7 @@ func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 	if tc := cfg.GetTokenCache(); tc != nil && tc.MaxEntries != nil {
 		opts.TokenCacheEntries = int(tc.GetMaxEntries())
 	}
-	var started []*jwks.Provider
+	var started []*jwks.KeySet
 	fail := func(err error) (*Runtime, error) {
 		for _, p := range started {
 			p.Close()
@@ -138,7 +138,7 @@ func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 }
 
 // reusable returns prev's key set for pc when the key settings are the same.
-func (rt *Runtime) reusable(pc *configv1.Provider) *jwks.Provider {
+func (rt *Runtime) reusable(pc *configv1.Provider) *jwks.KeySet {
 	if rt == nil {
 		return nil
 	}
@@ -147,7 +147,7 @@ func (rt *Runtime) reusable(pc *configv1.Provider) *jwks.Provider {
 		return nil
 	}
 	for _, p := range rt.Providers {
-		if p.Status().Name == pc.GetName() {
+		if p.Name() == pc.GetName() {
 			return p
 		}
 	}
@@ -156,12 +156,12 @@ func (rt *Runtime) reusable(pc *configv1.Provider) *jwks.Provider {
 
 // sameSource returns prev's key set that reads from pc's source, preferring
 // the one of the provider with pc's name; nil when there is none.
-func (rt *Runtime) sameSource(pc *configv1.Provider) *jwks.Provider {
+func (rt *Runtime) sameSource(pc *configv1.Provider) *jwks.KeySet {
 	if rt == nil {
 		return nil
 	}
 	want := sourceOf(pc)
-	var found *jwks.Provider
+	var found *jwks.KeySet
 	for i, p := range rt.Providers {
 		old := rt.Config.GetProviders()[i]
 		if sourceOf(old) != want {
@@ -202,7 +202,7 @@ func (rt *Runtime) Retire(next *Runtime) {
 	if rt == nil {
 		return
 	}
-	keep := map[*jwks.Provider]bool{}
+	keep := map[*jwks.KeySet]bool{}
 	if next != nil {
 		for _, p := range next.Providers {
 			keep[p] = true
@@ -236,7 +236,7 @@ func (rt *Runtime) Ready() (bool, []string) {
 	var notReady []string
 	for _, p := range rt.Providers {
 		if !p.Ready() {
-			notReady = append(notReady, p.Status().Name)
+			notReady = append(notReady, p.Name())
 		}
 	}
 	return len(notReady) == 0, notReady
@@ -256,7 +256,7 @@ func algorithms(pc *configv1.Provider) []string {
 	return pc.GetAlgorithms()
 }
 
-func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger, previous *jwks.Provider) (*jwks.Provider, error) {
+func newKeySet(pc *configv1.Provider, env Env, logger *slog.Logger, previous *jwks.KeySet) (*jwks.KeySet, error) {
 	j := pc.GetJwks()
 	name := pc.GetName()
 	current := env.Current

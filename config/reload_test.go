@@ -20,7 +20,7 @@ import (
 func refreshers() int {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
-	return strings.Count(string(buf[:n]), "jwks.(*Provider).loop(")
+	return strings.Count(string(buf[:n]), "jwks.(*KeySet).loop(")
 }
 
 // TestReloadKeepsAndRetiresKeySets: a provider whose key settings stay is

@@ -215,7 +215,7 @@ func TestComposeMounts(t *testing.T) {
 	// The mounts the other tests rely on.
 	want := map[string]map[string]string{ // service -> container path -> repository path
 		"jwt-authz":  {"/etc/jwt-authz": "deploy/compose"},
-		"envoy":      {"/etc/envoy/envoy.yaml": "envoy/envoy.yaml"},
+		"envoy":      {"/etc/envoy/envoy.yaml": "deploy/envoy/envoy.yaml"},
 		"prometheus": {"/etc/prometheus/prometheus.yml": "deploy/prometheus/prometheus.yml"},
 		"grafana": {
 			"/etc/grafana/provisioning": "deploy/grafana/provisioning",
@@ -370,7 +370,7 @@ func TestComposeWiring(t *testing.T) {
 	}
 
 	// Envoy's upstreams are compose services, on the ports they listen on.
-	envoyCfg := readYAMLTree(t, filepath.Join(root, "envoy", "envoy.yaml"))
+	envoyCfg := readYAMLTree(t, filepath.Join(root, "deploy", "envoy", "envoy.yaml"))
 	listens := map[string][]string{ // what each service listens on inside the network
 		"mock-target": {flagValue(t, p.Services["mock-target"].Command, "-addr")},
 		"jwt-authz":   {cfg.GetListen().GetGrpc(), cfg.GetListen().GetHttp()},

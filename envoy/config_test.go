@@ -1,6 +1,6 @@
 package envoy_test
 
-// This file proves the demo's Envoy bootstraps (envoy/*.yaml) without running Envoy: each file is
+// This file proves the demo's Envoy bootstraps (deploy/envoy/*.yaml) without running Envoy: each file is
 // parsed into Envoy's own Bootstrap proto from go-control-plane, validated with the protoc-gen-validate
 // rules Envoy itself enforces, and checked for the cross-references the protos cannot express.
 //
@@ -48,10 +48,13 @@ import (
 // server decides from memory (Envoy's own default is 200 ms).
 const cfgMaxAuthzTimeout = 500 * time.Millisecond
 
-// cfgFiles returns every Envoy config of the demo.
+// cfgDir holds the Envoy configs of the demo, beside the other deployment files.
+const cfgDir = "../deploy/envoy"
+
+// cfgFiles returns every Envoy config of the demo, by path.
 func cfgFiles(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("*.yaml")
+	files, err := filepath.Glob(filepath.Join(cfgDir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func cfgFiles(t *testing.T) []string {
 func TestEnvoyConfigs(t *testing.T) {
 	t.Parallel()
 	for _, file := range cfgFiles(t) {
-		t.Run(file, func(t *testing.T) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
 			t.Parallel()
 			data, err := os.ReadFile(file)
 			if err != nil {
@@ -614,10 +617,10 @@ func cfgPathOrRoot(path string) string {
 	return strings.TrimPrefix(path, ".")
 }
 
-// cfgTree reads a YAML file of this directory as a generic JSON tree, for mutation.
+// cfgTree reads a YAML file of cfgDir as a generic JSON tree, for mutation.
 func cfgTree(t *testing.T, file string) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	data, err := os.ReadFile(filepath.Join(cfgDir, file))
 	if err != nil {
 		t.Fatal(err)
 	}

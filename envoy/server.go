@@ -85,7 +85,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = Response(&d), nil
 		}
 	}()
-	r, bad := s.Request(req)
+	r, bad := s.request(req)
 	if bad != "" {
 		d := a.Deny(authz.ReasonMalformedToken, bad)
 		a.Observe(ctx, &d, time.Since(start))
@@ -95,9 +95,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	return Response(&d), nil
 }
 
-// Request translates a CheckRequest. It returns a description when the
+// request translates a CheckRequest. It returns a description when the
 // request is over the header limits.
-func (s *Server) Request(req *authv3.CheckRequest) (*authz.Request, string) {
+func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, string) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	r := &authz.Request{

@@ -199,7 +199,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write(w, &d)
 		return
 	}
-	req, bad := h.Request(r, path)
+	req, bad := h.request(r, path)
 	if bad != "" {
 		// A request that cannot be read one way only is a deny, as in
 		// the gRPC adapter.
@@ -212,10 +212,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	write(w, &d)
 }
 
-// Request translates a subrequest whose path, prefix removed, is path. It
+// request translates a subrequest whose path, prefix removed, is path. It
 // returns a description when the forwarded headers do not tell one
 // request.
-func (h *handler) Request(r *http.Request, path string) (*authz.Request, string) {
+func (h *handler) request(r *http.Request, path string) (*authz.Request, string) {
 	req := &authz.Request{
 		Method:  r.Method,
 		Path:    path,

@@ -2,9 +2,9 @@ package jwks
 
 import "time"
 
-// Clock is the time source of a Provider. Every scheduling decision (refresh
+// Clock is the time source of a KeySet. Every scheduling decision (refresh
 // timers, the unknown-kid rate limit, back-off, freshness) reads it, so tests
-// can drive a Provider through hours of simulated time without sleeping; see
+// can drive a KeySet through hours of simulated time without sleeping; see
 // jwkstest.Clock. Fetch timeouts bound real network I/O and therefore use the
 // wall clock.
 type Clock interface {
@@ -12,7 +12,7 @@ type Clock interface {
 	NewTimer(d time.Duration) Timer
 }
 
-// Timer is the part of *time.Timer a Provider uses.
+// Timer is the part of *time.Timer a KeySet uses.
 type Timer interface {
 	C() <-chan time.Time
 	Stop() bool

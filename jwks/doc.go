@@ -3,9 +3,9 @@
 // keeps them fresh, remembers the last good set across restarts, and serves
 // them to the authorizer as an authz.KeySource.
 //
-// # What a Provider owns
+// # What a KeySet owns
 //
-// A Provider schedules its own fetches. It sends conditional requests
+// A KeySet schedules its own fetches. It sends conditional requests
 // (If-None-Match, If-Modified-Since) and keeps its keys on 304; it honours the
 // response's Cache-Control max-age clamped to [MinRefreshInterval,
 // RefreshInterval]; a failed fetch keeps the last good keys (stale-if-error)
@@ -29,7 +29,7 @@
 // Options.AllowInsecureHTTP is set. Every key-source URI this package prints
 // (Status, logs, errors, including net/http's *url.Error) goes through
 // RedactURI, which hides userinfo and query values. Keys belong to their
-// source: a Provider built with Options.Previous of the same source starts
+// source: a KeySet built with Options.Previous of the same source starts
 // from its predecessor's keys, so a config reload that only changes the
 // tuning does not throw working keys away.
 //
@@ -39,8 +39,8 @@
 // atomic.Pointer and take no lock and allocate nothing on a hit. Everything
 // else (schedule, validators, errors, the in-flight fetch) sits behind one
 // mutex held only for short bookkeeping, never across I/O. At most one fetch
-// runs per Provider at a time; it runs on its own goroutine, so a caller whose
+// runs per KeySet at a time; it runs on its own goroutine, so a caller whose
 // context ends early does not cancel it for the others. Start launches one
 // scheduling goroutine; Close stops it and waits for every goroutine the
-// Provider started.
+// KeySet started.
 package jwks

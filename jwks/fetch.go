@@ -22,7 +22,7 @@ import (
 type outcome struct {
 	// set is a new document's usable keys; nil on error or when nothing
 	// changed.
-	set *keySet
+	set *generation
 	// doc is the raw document behind set, for the cache file.
 	doc []byte
 	// unchanged: a 304, or a file that did not change.
@@ -48,7 +48,7 @@ type fileStamp struct {
 }
 
 // fetchRemote runs discovery when due, then a conditional GET of the JWKS.
-func (p *Provider) fetchRemote(ctx context.Context) outcome {
+func (p *KeySet) fetchRemote(ctx context.Context) outcome {
 	uri, err := p.jwksLocation(ctx)
 	if err != nil {
 		return outcome{err: err}
@@ -114,7 +114,7 @@ func (p *Provider) fetchRemote(ctx context.Context) outcome {
 
 // jwksLocation is the JWKS URL, running OpenID discovery first when it is
 // due: never done, older than RefreshInterval, or asked for by a 404.
-func (p *Provider) jwksLocation(ctx context.Context) (string, error) {
+func (p *KeySet) jwksLocation(ctx context.Context) (string, error) {
 	p.mu.Lock()
 	uri := p.jwksURI
 	due := p.kind == SourceDiscovery && (uri == "" || p.rediscover ||
@@ -135,7 +135,7 @@ func (p *Provider) jwksLocation(ctx context.Context) (string, error) {
 
 // discover reads the issuer's OpenID configuration (OpenID Connect
 // Discovery 1.0 §4): its issuer must be ours exactly (§4.3).
-func (p *Provider) discover(ctx context.Context) (string, error) {
+func (p *KeySet) discover(ctx context.Context) (string, error) {
 	target := discoveryURL(p.opts.Issuer)
 	where := RedactURI(target)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -177,7 +177,7 @@ func (p *Provider) discover(ctx context.Context) (string, error) {
 }
 
 // readFile reads the key file when its size, mtime or content changed.
-func (p *Provider) readFile() outcome {
+func (p *KeySet) readFile() outcome {
 	fi, err := os.Stat(p.opts.File)
 	if err != nil {
 		return outcome{err: fmt.Errorf("read key file: %w", err)}
@@ -214,7 +214,7 @@ func (p *Provider) readFile() outcome {
 // believed at last, so an emergency rotation is not refused forever. A set
 // from the cache file, and a file source, which an operator edits on
 // purpose, are never vetted.
-func (p *Provider) vet(old, next *keySet, now time.Time) error {
+func (p *KeySet) vet(old, next *generation, now time.Time) error {
 	if old == nil || old.fromCache || p.kind == SourceFile || !replacesAll(old, next) {
 		p.suspect = suspect{}
 		return nil
@@ -232,7 +232,7 @@ func (p *Provider) vet(old, next *keySet, now time.Time) error {
 
 // finish applies a fetch's outcome: new keys, schedule, status, metrics,
 // logs, cache file and the removal callback.
-func (p *Provider) finish(o outcome) {
+func (p *KeySet) finish(o outcome) {
 	now := p.clock.Now()
 	name := p.opts.Name
 	loud := false
@@ -324,7 +324,7 @@ func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // clamp bounds a freshness lifetime to [MinRefreshInterval,
 // RefreshInterval]; 0 (unsaid) means RefreshInterval.
-func (p *Provider) clamp(d time.Duration) time.Duration {
+func (p *KeySet) clamp(d time.Duration) time.Duration {
 	if d <= 0 {
 		return p.opts.RefreshInterval
 	}
@@ -334,7 +334,7 @@ func (p *Provider) clamp(d time.Duration) time.Duration {
 // backoff is the delay before retry n (n >= 1): MinRefreshInterval doubled
 // per failure, less up to a quarter of jitter, within [MinRefreshInterval,
 // RefreshInterval].
-func (p *Provider) backoff(n int) time.Duration {
+func (p *KeySet) backoff(n int) time.Duration {
 	lo, hi := p.opts.MinRefreshInterval, p.opts.RefreshInterval
 	d := hi
 	if n-1 < 32 {
@@ -349,7 +349,7 @@ func (p *Provider) backoff(n int) time.Duration {
 // freshness reads how long a JWKS response stays fresh (RFC 9111 §4.2.1):
 // max-age less Age, else Expires less Date. no-cache, no-store, or neither
 // header mean 0, that is RefreshInterval.
-func (p *Provider) freshness(h http.Header) time.Duration {
+func (p *KeySet) freshness(h http.Header) time.Duration {
 	maxAge := -1
 	for _, v := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(v, ",") {
@@ -388,11 +388,11 @@ type cacheDoc struct {
 	JWKS      json.RawMessage `json:"jwks"`
 }
 
-func (p *Provider) cacheSource() string { return p.kind + ":" + p.location }
+func (p *KeySet) cacheSource() string { return p.kind + ":" + p.location }
 
 // writeCache replaces the cache file atomically: a temporary file in the same
 // directory, synced, then renamed over it.
-func (p *Provider) writeCache(doc []byte, at time.Time) error {
+func (p *KeySet) writeCache(doc []byte, at time.Time) error {
 	b, err := json.Marshal(cacheDoc{
 		Format: cacheFormat, Provider: p.opts.Name, Source: p.cacheSource(), FetchedAt: at.UTC(), JWKS: doc,
 	})
@@ -421,7 +421,7 @@ func (p *Provider) writeCache(doc []byte, at time.Time) error {
 // loadCache installs the cache file's keys, when it has usable ones for this
 // provider and source. Anything else is logged and ignored: the cache only
 // ever helps.
-func (p *Provider) loadCache() {
+func (p *KeySet) loadCache() {
 	if p.opts.CacheFile == "" {
 		return
 	}
@@ -447,7 +447,7 @@ func (p *Provider) loadCache() {
 		"fetched_at", at, "keys", len(set.keys))
 }
 
-func (p *Provider) readCache() (*keySet, []byte, time.Time, error) {
+func (p *KeySet) readCache() (*generation, []byte, time.Time, error) {
 	f, err := os.Open(p.opts.CacheFile)
 	if err != nil {
 		return nil, nil, time.Time{}, err

@@ -8,7 +8,7 @@ import (
 
 func TestFreshnessIsClamped(t *testing.T) {
 	t.Parallel()
-	p := &Provider{opts: Options{MinRefreshInterval: 30 * time.Second, RefreshInterval: 15 * time.Minute}}
+	p := &KeySet{opts: Options{MinRefreshInterval: 30 * time.Second, RefreshInterval: 15 * time.Minute}}
 	date := "Wed, 25 Nov 2026 12:00:00 GMT"
 	for _, tc := range []struct {
 		name   string
@@ -41,7 +41,7 @@ func TestFreshnessIsClamped(t *testing.T) {
 
 func TestBackoffStaysWithinBounds(t *testing.T) {
 	t.Parallel()
-	p := &Provider{opts: Options{MinRefreshInterval: 30 * time.Second, RefreshInterval: 15 * time.Minute}}
+	p := &KeySet{opts: Options{MinRefreshInterval: 30 * time.Second, RefreshInterval: 15 * time.Minute}}
 	for n := 1; n <= 100; n++ {
 		d := p.backoff(n)
 		if d < 30*time.Second || d > 15*time.Minute {

@@ -25,7 +25,7 @@ const (
 
 // harness is one provider under test with its clock, metrics and logs.
 type harness struct {
-	p       *jwks.Provider
+	p       *jwks.KeySet
 	clk     *jwkstest.Clock
 	reg     *prometheus.Registry
 	metrics *jwks.Metrics

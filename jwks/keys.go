@@ -32,7 +32,7 @@ type KeyInfo struct {
 }
 
 // keySet is one immutable generation of a provider's usable keys.
-type keySet struct {
+type generation struct {
 	keys  []*authz.Key
 	byKID map[string]*authz.Key // kid-less keys are in keys only
 	info  []KeyInfo
@@ -42,7 +42,7 @@ type keySet struct {
 }
 
 // kids are the non-empty kids of the set, in document order.
-func (s *keySet) kids() []string {
+func (s *generation) kids() []string {
 	out := make([]string, 0, len(s.info))
 	for _, i := range s.info {
 		if i.KID != "" {
@@ -54,12 +54,12 @@ func (s *keySet) kids() []string {
 
 // parseKeySet parses a JWKS document and keeps its usable keys. Keys jwx
 // cannot parse (unknown kty, for one) are ignored, as RFC 7517 §5 asks.
-func parseKeySet(doc []byte, algorithms []string) (*keySet, error) {
+func parseKeySet(doc []byte, algorithms []string) (*generation, error) {
 	set, err := jwk.Parse(doc, jwk.WithIgnoreParseError(true))
 	if err != nil {
 		return nil, fmt.Errorf("parse key set: %w", err)
 	}
-	s := &keySet{byKID: map[string]*authz.Key{}}
+	s := &generation{byKID: map[string]*authz.Key{}}
 	for i := range set.Len() {
 		k, _ := set.Key(i)
 		key, info, ok := usableKey(k, algorithms)
@@ -144,7 +144,7 @@ func strongEd25519(pk ed25519.PublicKey) bool {
 }
 
 // keysRemoved lists the kids of old that next lacks.
-func keysRemoved(old, next *keySet) []string {
+func keysRemoved(old, next *generation) []string {
 	if old == nil {
 		return nil
 	}
@@ -159,7 +159,7 @@ func keysRemoved(old, next *keySet) []string {
 
 // replacesAll reports whether next keeps none of old's kids. A set without
 // kids cannot be compared and never counts as replaced.
-func replacesAll(old, next *keySet) bool {
+func replacesAll(old, next *generation) bool {
 	kids := old.kids()
 	return len(kids) > 0 && len(keysRemoved(old, next)) == len(kids)
 }
@@ -172,4 +172,4 @@ type suspect struct {
 	since time.Time
 }
 
-func setID(s *keySet) string { return strings.Join(s.kids(), "\x00") }
+func setID(s *generation) string { return strings.Join(s.kids(), "\x00") }

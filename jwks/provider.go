@@ -19,7 +19,7 @@ import (
 	"github.com/jwtauthz/jwt-authz/authz"
 )
 
-var _ authz.KeySource = (*Provider)(nil)
+var _ authz.KeySource = (*KeySet)(nil)
 
 // Defaults of Options.
 const (
@@ -40,7 +40,7 @@ const (
 	SourceInline    = "inline"
 )
 
-// Options configure a Provider. Exactly one of URI, Discovery, File and
+// Options configure a KeySet. Exactly one of URI, Discovery, File and
 // Inline must be set.
 type Options struct {
 	// Name is the provider name, the metric label. Required.
@@ -82,11 +82,11 @@ type Options struct {
 	AllowInsecureHTTP bool
 	// Previous is the key set this one replaces (a config reload). When it
 	// has the same source (kind and location: URI, discovery issuer, file
-	// path or inline content), the new Provider starts from its keys,
+	// path or inline content), the new KeySet starts from its keys,
 	// last-success time, validators and schedule; only the tuning (intervals,
 	// timeout, algorithms, cache file) is this Options'. Otherwise it is
 	// ignored. Previous is only read; the caller still closes it.
-	Previous *Provider
+	Previous *KeySet
 	// CacheFile, when set, keeps the last good key set of a URI or discovery
 	// source: written atomically after each good fetch, read at Start, so a
 	// restart while the IdP is down still serves. Ignored for File and Inline.
@@ -103,12 +103,12 @@ type Options struct {
 	Metrics *Metrics
 	// OnKeysRemoved is called, after the new set is in place, with the kids a
 	// good fetch removed (so cached tokens signed by them can be dropped).
-	// It must not block for long and must not call back into the Provider's
+	// It must not block for long and must not call back into the KeySet's
 	// fetch path.
 	OnKeysRemoved func(kids []string)
 }
 
-// Status is a Provider's state for /debug/keys and /readyz: public
+// Status is a KeySet's state for /debug/keys and /readyz: public
 // parameters only.
 type Status struct {
 	Name string `json:"name"`
@@ -127,9 +127,9 @@ type Status struct {
 	Ready     bool   `json:"ready"`
 }
 
-// Provider is one provider's key set. Create it with New, then Start it;
+// KeySet is one provider's key set. Create it with New, then Start it;
 // Close it when done. Key and Keys are safe for concurrent use at any time.
-type Provider struct {
+type KeySet struct {
 	opts      Options
 	kind      string
 	location  string
@@ -139,7 +139,7 @@ type Provider struct {
 	clock     Clock
 	log       *slog.Logger
 
-	keys  atomic.Pointer[keySet]
+	keys  atomic.Pointer[generation]
 	ready chan struct{} // closed when the first usable set is in place
 	wg    sync.WaitGroup
 
@@ -164,14 +164,14 @@ type Provider struct {
 
 type flight struct{ done chan struct{} }
 
-// New checks opts and builds a Provider. It does no I/O.
-func New(opts Options) (*Provider, error) {
+// New checks opts and builds a KeySet. It does no I/O.
+func New(opts Options) (*KeySet, error) {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if opts.Name == "" {
 		bad("name is required")
 	}
-	p := &Provider{ready: make(chan struct{})}
+	p := &KeySet{ready: make(chan struct{})}
 	n := 0
 	if opts.URI != "" {
 		n++
@@ -256,7 +256,7 @@ func New(opts Options) (*Provider, error) {
 }
 
 // sameSource reports whether p and q read their keys from the same place.
-func (p *Provider) sameSource(q *Provider) bool {
+func (p *KeySet) sameSource(q *KeySet) bool {
 	return p.kind == q.kind && p.location == q.location &&
 		(p.kind != SourceInline || p.opts.Inline == q.opts.Inline)
 }
@@ -265,7 +265,7 @@ func (p *Provider) sameSource(q *Provider) bool {
 // not to the tuning, so a reload that changes only the tuning must not throw
 // working keys away (during an IdP outage it would turn every token into
 // keys_unavailable until the IdP returns).
-func (p *Provider) inherit(prev *Provider) {
+func (p *KeySet) inherit(prev *KeySet) {
 	prev.mu.Lock() // finish stores keys under it: keys and state agree
 	defer prev.mu.Unlock()
 	set := prev.keys.Load()
@@ -339,9 +339,9 @@ func defaultClient(allowInsecure bool) *http.Client {
 // Start reads the cache file (URI and discovery sources), parses an inline
 // set or reads a file, and starts the goroutine that fetches at once and
 // then on schedule. It returns without waiting for the first fetch; use
-// WaitReady. The Provider stops when ctx ends or Close is called. Calls after
+// WaitReady. The KeySet stops when ctx ends or Close is called. Calls after
 // the first are no-ops.
-func (p *Provider) Start(ctx context.Context) {
+func (p *KeySet) Start(ctx context.Context) {
 	p.mu.Lock()
 	if p.ctx != nil || p.closed {
 		p.mu.Unlock()
@@ -378,9 +378,9 @@ func (p *Provider) Start(ctx context.Context) {
 	p.wg.Go(func() { p.loop(p.ctx) })
 }
 
-// Close stops the Provider's goroutines and waits for them. Keys stay
+// Close stops the KeySet's goroutines and waits for them. Keys stay
 // served. It is idempotent.
-func (p *Provider) Close() {
+func (p *KeySet) Close() {
 	p.mu.Lock()
 	p.closed = true
 	cancel := p.cancel
@@ -394,12 +394,15 @@ func (p *Provider) Close() {
 	}
 }
 
-// Ready reports whether the Provider has a usable key set.
-func (p *Provider) Ready() bool { return p.keys.Load() != nil }
+// Name is the provider name the KeySet was built for (Options.Name).
+func (p *KeySet) Name() string { return p.opts.Name }
 
-// WaitReady blocks until the Provider has a usable key set or ctx ends; then
+// Ready reports whether the KeySet has a usable key set.
+func (p *KeySet) Ready() bool { return p.keys.Load() != nil }
+
+// WaitReady blocks until the KeySet has a usable key set or ctx ends; then
 // the error names the last fetch error.
-func (p *Provider) WaitReady(ctx context.Context) error {
+func (p *KeySet) WaitReady(ctx context.Context) error {
 	select {
 	case <-p.ready:
 		return nil
@@ -412,11 +415,11 @@ func (p *Provider) WaitReady(ctx context.Context) error {
 // Key returns the usable key with this kid. On a miss it joins the fetch in
 // progress, or starts one unless a fetch started less than
 // MinRefreshInterval ago, waits for it (bounded by ctx and FetchTimeout) and
-// looks again. It returns authz.ErrNoKeys when the Provider has never had
+// looks again. It returns authz.ErrNoKeys when the KeySet has never had
 // keys, authz.ErrUnknownKey otherwise; an empty kid never matches (kid-less
 // tokens use Keys) and never causes a refetch. A hit takes no lock and
 // allocates nothing.
-func (p *Provider) Key(ctx context.Context, kid string) (*authz.Key, error) {
+func (p *KeySet) Key(ctx context.Context, kid string) (*authz.Key, error) {
 	s := p.keys.Load()
 	if s == nil {
 		return nil, authz.ErrNoKeys
@@ -444,7 +447,7 @@ func (p *Provider) Key(ctx context.Context, kid string) (*authz.Key, error) {
 
 // Keys returns every usable key, for tokens without a kid. The slice is
 // shared: callers must not modify it.
-func (p *Provider) Keys(context.Context) ([]*authz.Key, error) {
+func (p *KeySet) Keys(context.Context) ([]*authz.Key, error) {
 	s := p.keys.Load()
 	if s == nil {
 		return nil, authz.ErrNoKeys
@@ -452,8 +455,8 @@ func (p *Provider) Keys(context.Context) ([]*authz.Key, error) {
 	return s.keys, nil
 }
 
-// Status reports the Provider's state.
-func (p *Provider) Status() Status {
+// Status reports the KeySet's state.
+func (p *KeySet) Status() Status {
 	p.mu.Lock()
 	st := Status{
 		Name:        p.opts.Name,
@@ -478,7 +481,7 @@ func (p *Provider) Status() Status {
 
 // refetch returns the fetch to wait for after a kid miss: the one in
 // progress, a new one, or nil when the rate limit forbids one.
-func (p *Provider) refetch() *flight {
+func (p *KeySet) refetch() *flight {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.flight != nil {
@@ -494,7 +497,7 @@ func (p *Provider) refetch() *flight {
 
 // startLocked starts a fetch on its own goroutine, so that no caller's
 // context can cancel it for the others.
-func (p *Provider) startLocked() *flight {
+func (p *KeySet) startLocked() *flight {
 	f := &flight{done: make(chan struct{})}
 	p.flight = f
 	p.lastStart = p.clock.Now()
@@ -513,7 +516,7 @@ func (p *Provider) startLocked() *flight {
 }
 
 // loop fetches whenever the schedule says so, until ctx ends.
-func (p *Provider) loop(ctx context.Context) {
+func (p *KeySet) loop(ctx context.Context) {
 	for {
 		for {
 			p.mu.Lock()
@@ -550,7 +553,7 @@ func (p *Provider) loop(ctx context.Context) {
 
 // dueLocked is when the next scheduled fetch may start: never sooner than
 // MinRefreshInterval after the last one started.
-func (p *Provider) dueLocked() time.Time {
+func (p *KeySet) dueLocked() time.Time {
 	due := p.nextRefresh
 	if floor := p.lastStart.Add(p.opts.MinRefreshInterval); !p.lastStart.IsZero() && floor.After(due) {
 		due = floor
@@ -559,7 +562,7 @@ func (p *Provider) dueLocked() time.Time {
 }
 
 // fetch gets the source's current document.
-func (p *Provider) fetch(ctx context.Context) outcome {
+func (p *KeySet) fetch(ctx context.Context) outcome {
 	if p.kind == SourceFile {
 		return p.readFile()
 	}

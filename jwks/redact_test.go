@@ -172,7 +172,7 @@ func TestPlainHTTPRefusedByNew(t *testing.T) {
 	}
 }
 
-// TestPreviousHandsOverKeys: a Provider built with Previous of the same
+// TestPreviousHandsOverKeys: a KeySet built with Previous of the same
 // source starts ready with its keys and last-success time, without a
 // fetch, even while the IdP is down; new tuning applies (a narrower
 // algorithm allowlist filters the same document again). A different source

@@ -197,9 +197,9 @@ func New(opts Options) (*Issuer, error) {
 	iss.mux.HandleFunc("POST /oauth/token", iss.handleToken)
 	iss.mux.HandleFunc("GET /.well-known/jwks.json", iss.handleJWKS)
 	iss.mux.HandleFunc("GET /.well-known/openid-configuration", iss.handleDiscovery)
-	iss.mux.HandleFunc("POST /admin/rotate", iss.loopbackOnly(iss.handleRotate))
-	iss.mux.HandleFunc("POST /admin/revoke", iss.loopbackOnly(iss.handleRevoke))
-	iss.mux.HandleFunc("GET /admin/keys", iss.loopbackOnly(iss.handleKeys))
+	iss.mux.HandleFunc("POST /admin/rotate", iss.adminCallersOnly(iss.handleRotate))
+	iss.mux.HandleFunc("POST /admin/revoke", iss.adminCallersOnly(iss.handleRevoke))
+	iss.mux.HandleFunc("GET /admin/keys", iss.adminCallersOnly(iss.handleKeys))
 	iss.mtlsMux = http.NewServeMux()
 	iss.mtlsMux.HandleFunc("POST /oauth/token", iss.handleTokenMTLS)
 	return iss, nil
@@ -412,10 +412,11 @@ func (iss *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// loopbackOnly refuses callers whose address is neither loopback (127.0.0.0/8,
-// ::1) nor in Options.AdminAllow. It trusts the connection's address only:
-// forwarding headers are ignored, since anyone can send them.
-func (iss *Issuer) loopbackOnly(next http.HandlerFunc) http.HandlerFunc {
+// adminCallersOnly admits the admin callers: loopback ones (127.0.0.0/8,
+// ::1) and those in Options.AdminAllow; it refuses the others. It trusts the
+// connection's address only: forwarding headers are ignored, since anyone
+// can send them.
+func (iss *Issuer) adminCallersOnly(next http.HandlerFunc) http.HandlerFunc {
 	msg := "admin endpoints answer loopback callers only"
 	if len(iss.adminAllow) > 0 {
 		msg = "admin endpoints answer loopback callers and allowed networks only"

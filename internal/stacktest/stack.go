@@ -71,7 +71,7 @@ func Start(t testing.TB, yaml string, o Options) *Stack {
 		defer cancel()
 		for _, p := range rt.Providers {
 			if err := p.WaitReady(ctx); err != nil {
-				t.Fatalf("provider %s not ready: %v", p.Status().Name, err)
+				t.Fatalf("provider %s not ready: %v", p.Name(), err)
 			}
 		}
 	}
