@@ -120,7 +120,6 @@ func refetch(t *testing.T, s *stacktest.Stack, clk *jwkstest.Clock, key crypto.S
 	}
 }
 
-const secRealm = `Bearer realm="jwt-authz"`
 
 func invalidToken(desc string) string {
 	return secRealm + `, error="invalid_token", error_description="` + desc + `"`
