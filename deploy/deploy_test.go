@@ -1,4 +1,6 @@
-// Package deploy holds the files of the docker-compose demo (jwt-authz config, Prometheus, Grafana).
+// Package deploy holds the files of the docker-compose demo (jwt-authz config, Prometheus, Grafana)
+// and is the root of a nested Go module (deploy/go.mod): the deploy tests and their heavy test-only
+// dependencies (Kubernetes and Istio API types, compose-go, Helm) stay out of the server's go.mod.
 // It has no Go code: this test proves the files without Docker by parsing docker-compose.yaml with
 // the compose-spec library (compose-go v2, which rejects unknown keys, wrong types and bad durations)
 // and checking that the files it mounts exist and that the demo's pieces name each other correctly.
