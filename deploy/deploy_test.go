@@ -409,6 +409,7 @@ func TestComposeWiring(t *testing.T) {
 			ScrapeInterval     string `json:"scrape_interval"`
 			EvaluationInterval string `json:"evaluation_interval"`
 		} `json:"global"`
+		RuleFiles     []string `json:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName       string         `json:"job_name"`
 			MetricsPath   string         `json:"metrics_path"`
@@ -422,6 +423,10 @@ func TestComposeWiring(t *testing.T) {
 	}
 	if err := yaml.UnmarshalStrict(promYAML, &prom); err != nil {
 		t.Fatalf("prometheus.yml: %v", err)
+	}
+	// The alert rules are loaded: every rule file is mounted from deploy/prometheus/alerts.yaml.
+	if len(prom.RuleFiles) != 1 || hostPath(p.Services["prometheus"], prom.RuleFiles[0]) != filepath.Join(root, "deploy/prometheus/alerts.yaml") {
+		t.Errorf("prometheus.yml rule_files %q: want the mounted deploy/prometheus/alerts.yaml", prom.RuleFiles)
 	}
 	scraped := map[string]string{} // target -> metrics path
 	for _, sc := range prom.ScrapeConfigs {

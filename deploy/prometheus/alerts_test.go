@@ -1,37 +1,19 @@
-// Package prometheus holds the Prometheus configuration of jwt-authz; its
-// test checks the alert rules.
+// Package prometheus holds the Prometheus configuration of jwt-authz: the
+// alert rules (alerts.yaml), their promtool unit tests (alerts_test.yaml)
+// and the compose demo's prometheus.yml; its test checks the rules.
 package prometheus
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 
-	kjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
+	"github.com/jwtauthz/jwt-authz/deploy/internal/k8sobj"
 )
 
-// ruleFile is Prometheus's rule file format (rulefmt), as far as it is
-// used; strict decoding rejects any other or misspelt field.
-type ruleFile struct {
-	Groups []struct {
-		Name     string `json:"name"`
-		Interval string `json:"interval,omitempty"`
-		Rules    []struct {
-			Alert       string            `json:"alert,omitempty"`
-			Record      string            `json:"record,omitempty"`
-			Expr        string            `json:"expr"`
-			For         string            `json:"for,omitempty"`
-			Labels      map[string]string `json:"labels,omitempty"`
-			Annotations map[string]string `json:"annotations,omitempty"`
-		} `json:"rules"`
-	} `json:"groups"`
-}
-
-// contractMetrics are the metric names of CONTRACT.md ("Metrics").
+// contractMetrics are the metric names jwt-authz exports (docs/reference.md).
 var contractMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,
@@ -47,18 +29,6 @@ var contractMetrics = map[string]bool{
 
 var metricName = regexp.MustCompile(`\bjwt_authz_[a-z_]+`)
 
-func strictYAML(b []byte, v any) error {
-	js, err := yaml.YAMLToJSONStrict(b)
-	if err != nil {
-		return err
-	}
-	strict, err := kjson.UnmarshalStrict(js, v)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
-}
-
 // TestAlertRules: the file has the contract's shape, every alert has a
 // severity and a summary, refers only to metrics jwt-authz exports, and
 // the alerts docs/scaling.md names are there.
@@ -68,8 +38,8 @@ func TestAlertRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f ruleFile
-	if err := strictYAML(b, &f); err != nil {
+	var f k8sobj.RuleGroups
+	if err := k8sobj.StrictYAML(b, &f); err != nil {
 		t.Fatalf("alerts.yaml: %v", err)
 	}
 	seen := map[string]bool{}
@@ -118,7 +88,7 @@ func TestAlertRulesStrict(t *testing.T) {
 		if bad == string(b) {
 			t.Fatalf("alerts.yaml has no %q", tc[0])
 		}
-		if err := strictYAML([]byte(bad), &ruleFile{}); err == nil {
+		if err := k8sobj.StrictYAML([]byte(bad), &k8sobj.RuleGroups{}); err == nil {
 			t.Errorf("%q → %q decoded without error", tc[0], tc[1])
 		}
 	}
@@ -153,4 +123,85 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// ruleTests is promtool's rule unit test file, as far as alerts_test.yaml
+// uses it.
+type ruleTests struct {
+	RuleFiles          []string `json:"rule_files"`
+	EvaluationInterval string   `json:"evaluation_interval"`
+	Tests              []struct {
+		Name        string `json:"name"`
+		Interval    string `json:"interval"`
+		InputSeries []struct {
+			Series string `json:"series"`
+			Values string `json:"values"`
+		} `json:"input_series"`
+		AlertRuleTests []struct {
+			EvalTime  string `json:"eval_time"`
+			Alertname string `json:"alertname"`
+			ExpAlerts []struct {
+				ExpLabels      map[string]string `json:"exp_labels"`
+				ExpAnnotations map[string]string `json:"exp_annotations"`
+			} `json:"exp_alerts"`
+		} `json:"alert_rule_test"`
+	} `json:"tests"`
+}
+
+// TestAlertUnitTests runs `promtool test rules alerts_test.yaml`: every
+// alert fires on its failure (the first refused reload included) and stays
+// quiet on its healthy twin. Every alert of alerts.yaml must have a case
+// where it fires and one where it does not.
+func TestAlertUnitTests(t *testing.T) {
+	t.Parallel()
+	var rt ruleTests
+	if err := k8sobj.StrictYAML([]byte(mustRead(t, "alerts_test.yaml")), &rt); err != nil {
+		t.Fatalf("alerts_test.yaml: %v", err)
+	}
+	var rules k8sobj.RuleGroups
+	if err := k8sobj.StrictYAML([]byte(mustRead(t, "alerts.yaml")), &rules); err != nil {
+		t.Fatal(err)
+	}
+	fires, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range rt.Tests {
+		for _, a := range tc.AlertRuleTests {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if !fires[r.Alert] || !quiet[r.Alert] {
+				t.Errorf("alerts_test.yaml: %s needs a case where it fires (%v) and one where it does not (%v)", r.Alert, fires[r.Alert], quiet[r.Alert])
+			}
+		}
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not on PATH: install it (apt-get install -y prometheus) to run the alert unit tests")
+	}
+	out, err := exec.Command(promtool, "test", "rules", "alerts_test.yaml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	// The negative: a wrong expectation fails, so the run above checked
+	// something (on the first case alone; the day of series is slow).
+	dir := t.TempDir()
+	first, _, _ := strings.Cut(mustRead(t, "alerts_test.yaml"), "\n# Why the series must exist at 0")
+	bad := strings.Replace(first, "refused a new config", "accepted a new config", 1)
+	if err := os.WriteFile(dir+"/alerts.yaml", []byte(mustRead(t, "alerts.yaml")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/alerts_test.yaml", []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "test", "rules", "alerts_test.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "JwtAuthzConfigReloadErrors") {
+		t.Errorf("promtool accepted a wrong expectation (%v):\n%s", err, out)
+	}
 }
