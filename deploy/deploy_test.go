@@ -33,8 +33,8 @@ import (
 // projectName is what `docker compose` would take from the file's `name:`; compose-go needs one.
 const projectName = "jwt-authz-demo"
 
-// contractMetrics are the metric names of CONTRACT.md ("Metrics"), with the series a histogram adds.
-var contractMetrics = map[string]bool{
+// exportedMetrics are the metric names jwt-authz exports (docs/reference.md), with the series a histogram adds.
+var exportedMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,
 	"jwt_authz_check_duration_seconds_sum":          true,
@@ -450,7 +450,7 @@ func TestComposeWiring(t *testing.T) {
 }
 
 // TestGrafana checks the provisioning (data source, dashboard provider) and the dashboard: every panel
-// queries the provisioned data source with PromQL that names only the metrics of CONTRACT.md, and the
+// queries the provisioned data source with PromQL that names only the metrics jwt-authz exports, and the
 // views the demo promises are there.
 func TestGrafana(t *testing.T) {
 	t.Parallel()
@@ -554,8 +554,8 @@ func TestGrafana(t *testing.T) {
 			t.Errorf("variable %s: %q names no metric", v.Name, v.Definition)
 		}
 		for _, m := range promMetrics(expr) {
-			if !contractMetrics[m] {
-				t.Errorf("variable %s: metric %q is not in CONTRACT.md", v.Name, m)
+			if !exportedMetrics[m] {
+				t.Errorf("variable %s: metric %q is not a jwt-authz metric", v.Name, m)
 			}
 		}
 	}
@@ -585,8 +585,8 @@ func TestGrafana(t *testing.T) {
 				t.Errorf("panel %q: expr %q names no metric", pn.Title, tg.Expr)
 			}
 			for _, m := range metrics {
-				if !contractMetrics[m] {
-					t.Errorf("panel %q: metric %q is not in CONTRACT.md", pn.Title, m)
+				if !exportedMetrics[m] {
+					t.Errorf("panel %q: metric %q is not a jwt-authz metric", pn.Title, m)
 				}
 				used[m] = true
 			}

@@ -13,8 +13,8 @@ import (
 	"github.com/jwtauthz/jwt-authz/deploy/internal/k8sobj"
 )
 
-// contractMetrics are the metric names jwt-authz exports (docs/reference.md).
-var contractMetrics = map[string]bool{
+// exportedMetrics are the metric names jwt-authz exports (docs/reference.md).
+var exportedMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,
 	"jwt_authz_jwks_fetches_total":                  true,
@@ -29,7 +29,7 @@ var contractMetrics = map[string]bool{
 
 var metricName = regexp.MustCompile(`\bjwt_authz_[a-z_]+`)
 
-// TestAlertRules: the file has the contract's shape, every alert has a
+// TestAlertRules: the file has rulefmt's shape, every alert has a
 // severity and a summary, refers only to metrics jwt-authz exports, and
 // the alerts docs/scaling.md names are there.
 func TestAlertRules(t *testing.T) {
@@ -60,7 +60,7 @@ func TestAlertRules(t *testing.T) {
 				t.Errorf("%s: no summary", r.Alert)
 			}
 			for _, m := range metricName.FindAllString(r.Expr, -1) {
-				if !contractMetrics[m] {
+				if !exportedMetrics[m] {
 					t.Errorf("%s: %s is not a jwt-authz metric", r.Alert, m)
 				}
 			}
