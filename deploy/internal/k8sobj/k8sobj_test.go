@@ -46,9 +46,9 @@ func ctr(o *Objects) *corev1.Container { return &pod(o).Containers[0] }
 func TestCheckCatchesMistakes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
+		name    string
 		mistake func(o *Objects)
-		want   string
+		want    string
 	}{
 		{"service selects other pods", func(o *Objects) { o.Services[0].Spec.Selector = map[string]string{"app": "x"} }, "does not match the pod labels"},
 		{"runs as root", func(o *Objects) { u := int64(0); pod(o).SecurityContext.RunAsUser = &u }, "runAsUser: 65532"},
