@@ -376,16 +376,6 @@ func TestChartGoMemLimit(t *testing.T) {
 			t.Errorf("limits.memory %s at %d%%: GOMEMLIMIT %d bytes, want %d", q, pct, got, want)
 		}
 	}
-	for _, tc := range []struct{ values, want string }{
-		{"resources: {limits: {memory: 0.5Gi}}", "resources.limits.memory"},
-		{"resources: {limits: {memory: 256mi}}", "resources.limits.memory"},
-		{"resources: {limits: {memory: 512Ki}}", "too small"},
-		{"goMemLimitPercent: 150", "goMemLimitPercent"},
-	} {
-		if _, err := render(c, values(t, tc.values)); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want one naming %s", tc.values, err, tc.want)
-		}
-	}
 	files, err := render(c, values(t, "goMemLimitPercent: 0\nresources: {limits: {memory: 1Gi}}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -395,8 +385,9 @@ func TestChartGoMemLimit(t *testing.T) {
 	}
 }
 
-// TestChartRefusesBadValues: values that would render a broken object fail
-// the render with the value's name.
+// TestChartRefusesBadValues: values that would render a broken object (a
+// bad digest, a PDB with both or neither field, a memory limit the template
+// cannot read) fail the render with the value's name.
 func TestChartRefusesBadValues(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
@@ -406,6 +397,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"podDisruptionBudget: {minAvailable: 2}", "exactly one of minAvailable and maxUnavailable"},
 		{"podDisruptionBudget: {maxUnavailable: null}", "exactly one of minAvailable and maxUnavailable"},
 		{"probes: {readiness: tcp}", "probes.readiness"},
+		{"resources: {limits: {memory: 0.5Gi}}", "resources.limits.memory"},
+		{"resources: {limits: {memory: 256mi}}", "resources.limits.memory"},
+		{"resources: {limits: {memory: 512Ki}}", "too small"},
+		{"goMemLimitPercent: 150", "goMemLimitPercent"},
 	} {
 		if _, err := render(c, values(t, tc.values)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %s", tc.values, err, tc.want)
