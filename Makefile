@@ -20,11 +20,13 @@ run: ## start dev-issuer, mock-target and jwt-authz on loopback (Ctrl-C stops al
 
 test: ## the whole test suite, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd deploy && $(GO) test -race -count=1 -timeout 10m ./...
 
 check: vet proto-check tidy-check test ## what CI runs
 
 vet: ## go vet
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 lint: vet ## go vet (no pinned third-party linter installs here)
 
@@ -58,13 +60,17 @@ proto-check: ## fail when the generated Go is not what config.proto gives
 	PATH="$(GOBIN):$$PATH" protoc -I proto --go_out=$$tmp --go_opt=paths=source_relative proto/jwtauthz/config/v1/config.proto && \
 	diff -u proto/jwtauthz/config/v1/config.pb.go $$tmp/jwtauthz/config/v1/config.pb.go && echo "proto: generated code is current"
 
-tidy-check: ## fail when go.mod/go.sum are not tidy
-	@cp go.mod /tmp/go.mod.bak && cp go.sum /tmp/go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! git diff --quiet -- go.mod go.sum; then git diff -- go.mod go.sum; cp /tmp/go.mod.bak go.mod; cp /tmp/go.sum.bak go.sum; echo "go.mod/go.sum not tidy"; exit 1; fi; echo "go.mod/go.sum tidy"
+tidy-check: ## fail when go.mod/go.sum (root and nested modules) are not tidy
+	@for m in . deploy; do \
+		cp $$m/go.mod /tmp/go.mod.bak && cp $$m/go.sum /tmp/go.sum.bak; \
+		(cd $$m && $(GO) mod tidy); \
+		if ! git diff --quiet -- $$m/go.mod $$m/go.sum; then git diff -- $$m/go.mod $$m/go.sum; cp /tmp/go.mod.bak $$m/go.mod; cp /tmp/go.sum.bak $$m/go.sum; echo "$$m: go.mod/go.sum not tidy"; exit 1; fi; \
+		echo "$$m: go.mod/go.sum tidy"; \
+	done
 
-demo-config-check: ## parse deploy/envoy/*.yaml against Envoy's protos and docker-compose.yaml with compose-go
-	$(GO) test -count=1 ./envoy/ ./deploy/...
+demo-config-check: ## parse deploy/envoy/*.yaml against Envoy's protos, and the deploy/ files (compose, kustomize, Helm, alerts)
+	$(GO) test -count=1 ./envoy/
+	cd deploy && $(GO) test -count=1 ./...
 
 vuln: ## govulncheck (pinned); needs its online database, so it is not part of make test
 	GOBIN=$(GOBIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@v1.1.4

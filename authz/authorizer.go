@@ -233,6 +233,11 @@ func New(o Options) (*Authorizer, error) {
 	if o.TokenCacheEntries > 0 {
 		a.cache = NewTokenCache(o.TokenCacheEntries, o.CacheMetrics)
 	}
+	names := make([]string, 0, len(a.providers))
+	for _, p := range a.providers {
+		names = append(names, p.Name)
+	}
+	a.metrics.initSeries(names)
 	return a, nil
 }
 

@@ -39,6 +39,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// Reasons whose series exist at zero from the start, so rate() and
+// increase() in an alert see the first denial instead of a series that did
+// not exist (alerts over a missing series stay silent). Per provider: the
+// answers a token of that provider can get; with provider "none": the
+// denials made before a token names a provider.
+var (
+	providerDenyReasons = []Reason{
+		ReasonDisallowedAlgorithm, ReasonUnknownKey, ReasonInvalidSignature, ReasonExpired,
+		ReasonNotYetValid, ReasonInvalidAudience, ReasonTokenTooOld, ReasonInvalidType,
+		ReasonMissingClaim, ReasonInsufficientScope, ReasonClaimMismatch, ReasonKeysUnavailable,
+	}
+	noProviderDenyReasons = []Reason{
+		ReasonMissingToken, ReasonMalformedToken, ReasonUnknownIssuer, ReasonNoMatchingRule, ReasonBadRequest,
+	}
+)
+
+// initSeries makes the checks_total series of the providers exist at zero.
+func (m *Metrics) initSeries(providers []string) {
+	if m == nil {
+		return
+	}
+	for _, r := range noProviderDenyReasons {
+		m.checks.WithLabelValues("deny", string(r), "none")
+	}
+	for _, p := range providers {
+		m.checks.WithLabelValues("allow", string(ReasonOK), p)
+		for _, r := range providerDenyReasons {
+			m.checks.WithLabelValues("deny", string(r), p)
+		}
+	}
+}
+
 func (m *Metrics) observe(d *Decision, took time.Duration) {
 	if m == nil {
 		return

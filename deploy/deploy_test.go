@@ -1,4 +1,6 @@
-// Package deploy holds the files of the docker-compose demo (jwt-authz config, Prometheus, Grafana).
+// Package deploy holds the files of the docker-compose demo (jwt-authz config, Prometheus, Grafana)
+// and is the root of a nested Go module (deploy/go.mod): the deploy tests and their heavy test-only
+// dependencies (Kubernetes and Istio API types, compose-go, Helm) stay out of the server's go.mod.
 // It has no Go code: this test proves the files without Docker by parsing docker-compose.yaml with
 // the compose-spec library (compose-go v2, which rejects unknown keys, wrong types and bad durations)
 // and checking that the files it mounts exist and that the demo's pieces name each other correctly.
@@ -31,8 +33,8 @@ import (
 // projectName is what `docker compose` would take from the file's `name:`; compose-go needs one.
 const projectName = "jwt-authz-demo"
 
-// contractMetrics are the metric names of docs/reference.md ("Metrics"), with the series a histogram adds.
-var contractMetrics = map[string]bool{
+// exportedMetrics are the metric names jwt-authz exports (docs/reference.md), with the series a histogram adds.
+var exportedMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,
 	"jwt_authz_check_duration_seconds_sum":          true,
@@ -41,11 +43,11 @@ var contractMetrics = map[string]bool{
 	"jwt_authz_jwks_unknown_kid_refetches_total":    true,
 	"jwt_authz_jwks_last_success_timestamp_seconds": true,
 	"jwt_authz_jwks_keys":                           true,
+	"jwt_authz_provider_ready":                      true,
 	"jwt_authz_token_cache_lookups_total":           true,
 	"jwt_authz_token_cache_entries":                 true,
 	"jwt_authz_config_reloads_total":                true,
 	"jwt_authz_build_info":                          true,
-	"jwt_authz_provider_ready":                      true,
 }
 
 // repoRoot is the module root; go test runs in deploy/.
@@ -408,6 +410,7 @@ func TestComposeWiring(t *testing.T) {
 			ScrapeInterval     string `json:"scrape_interval"`
 			EvaluationInterval string `json:"evaluation_interval"`
 		} `json:"global"`
+		RuleFiles     []string `json:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName       string         `json:"job_name"`
 			MetricsPath   string         `json:"metrics_path"`
@@ -421,6 +424,10 @@ func TestComposeWiring(t *testing.T) {
 	}
 	if err := yaml.UnmarshalStrict(promYAML, &prom); err != nil {
 		t.Fatalf("prometheus.yml: %v", err)
+	}
+	// The alert rules are loaded: every rule file is mounted from deploy/prometheus/alerts.yaml.
+	if len(prom.RuleFiles) != 1 || hostPath(p.Services["prometheus"], prom.RuleFiles[0]) != filepath.Join(root, "deploy/prometheus/alerts.yaml") {
+		t.Errorf("prometheus.yml rule_files %q: want the mounted deploy/prometheus/alerts.yaml", prom.RuleFiles)
 	}
 	scraped := map[string]string{} // target -> metrics path
 	for _, sc := range prom.ScrapeConfigs {
@@ -444,7 +451,7 @@ func TestComposeWiring(t *testing.T) {
 }
 
 // TestGrafana checks the provisioning (data source, dashboard provider) and the dashboard: every panel
-// queries the provisioned data source with PromQL that names only the metrics of docs/reference.md, and the
+// queries the provisioned data source with PromQL that names only the metrics jwt-authz exports, and the
 // views the demo promises are there.
 func TestGrafana(t *testing.T) {
 	t.Parallel()
@@ -548,8 +555,8 @@ func TestGrafana(t *testing.T) {
 			t.Errorf("variable %s: %q names no metric", v.Name, v.Definition)
 		}
 		for _, m := range promMetrics(expr) {
-			if !contractMetrics[m] {
-				t.Errorf("variable %s: metric %q is not in docs/reference.md", v.Name, m)
+			if !exportedMetrics[m] {
+				t.Errorf("variable %s: metric %q is not a jwt-authz metric", v.Name, m)
 			}
 		}
 	}
@@ -579,8 +586,8 @@ func TestGrafana(t *testing.T) {
 				t.Errorf("panel %q: expr %q names no metric", pn.Title, tg.Expr)
 			}
 			for _, m := range metrics {
-				if !contractMetrics[m] {
-					t.Errorf("panel %q: metric %q is not in docs/reference.md", pn.Title, m)
+				if !exportedMetrics[m] {
+					t.Errorf("panel %q: metric %q is not a jwt-authz metric", pn.Title, m)
 				}
 				used[m] = true
 			}

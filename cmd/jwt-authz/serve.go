@@ -152,6 +152,10 @@ func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, wo 
 		reloads: f.NewCounterVec(prometheus.CounterOpts{Namespace: "jwt_authz", Name: "config_reloads_total",
 			Help: "Config reloads by result (success, error)."}, []string{"result"}),
 	}
+	// At zero from the start: increase() over a series that did not exist
+	// is empty, so the first refused reload would never fire an alert.
+	s.reloads.WithLabelValues("success")
+	s.reloads.WithLabelValues("error")
 	s.env = config.Env{
 		Logger:       logger,
 		AuthzMetrics: authz.NewMetrics(reg),

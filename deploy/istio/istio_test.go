@@ -4,7 +4,6 @@ package istio
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -14,8 +13,9 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/jwtauthz/jwt-authz/deploy/internal/k8sobj"
 )
 
 // istioOperator is the envelope of meshconfig.yaml; only spec.meshConfig
@@ -39,26 +39,10 @@ type resource struct {
 // fail too (istio.io/client-go's own UnmarshalJSON allows them, so it is
 // not used for the check).
 func decodeStrict(b []byte, envelope any, protoJSON func() []byte, m proto.Message) error {
-	if err := strictYAML(b, envelope); err != nil {
+	if err := k8sobj.StrictYAML(b, envelope); err != nil {
 		return err
 	}
 	return protojson.Unmarshal(protoJSON(), m)
-}
-
-// strictYAML decodes YAML the way the API server does: duplicate keys,
-// unknown fields and fields in the wrong letter case all fail
-// (encoding/json, under sigs.k8s.io/yaml.UnmarshalStrict, would accept
-// "ImagePullPolicy" for "imagePullPolicy").
-func strictYAML(b []byte, v any) error {
-	js, err := yaml.YAMLToJSONStrict(b)
-	if err != nil {
-		return err
-	}
-	strict, err := kjson.UnmarshalStrict(js, v)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
 }
 
 func loadMesh(b []byte) (*meshv1alpha1.MeshConfig, error) {

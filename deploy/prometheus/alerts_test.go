@@ -1,66 +1,36 @@
-// Package prometheus holds the Prometheus configuration of jwt-authz; its
-// test checks the alert rules.
+// Package prometheus holds the Prometheus configuration of jwt-authz: the
+// alert rules (alerts.yaml), their promtool unit tests (alerts_test.yaml)
+// and the compose demo's prometheus.yml; its test checks the rules.
 package prometheus
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 
-	kjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
+	"github.com/jwtauthz/jwt-authz/deploy/internal/k8sobj"
 )
 
-// ruleFile is Prometheus's rule file format (rulefmt), as far as it is
-// used; strict decoding rejects any other or misspelt field.
-type ruleFile struct {
-	Groups []struct {
-		Name     string `json:"name"`
-		Interval string `json:"interval,omitempty"`
-		Rules    []struct {
-			Alert       string            `json:"alert,omitempty"`
-			Record      string            `json:"record,omitempty"`
-			Expr        string            `json:"expr"`
-			For         string            `json:"for,omitempty"`
-			Labels      map[string]string `json:"labels,omitempty"`
-			Annotations map[string]string `json:"annotations,omitempty"`
-		} `json:"rules"`
-	} `json:"groups"`
-}
-
-// contractMetrics are the metric names of docs/reference.md ("Metrics").
-var contractMetrics = map[string]bool{
+// exportedMetrics are the metric names jwt-authz exports (docs/reference.md).
+var exportedMetrics = map[string]bool{
 	"jwt_authz_checks_total":                        true,
 	"jwt_authz_check_duration_seconds_bucket":       true,
 	"jwt_authz_jwks_fetches_total":                  true,
 	"jwt_authz_jwks_unknown_kid_refetches_total":    true,
 	"jwt_authz_jwks_last_success_timestamp_seconds": true,
 	"jwt_authz_jwks_keys":                           true,
+	"jwt_authz_provider_ready":                      true,
 	"jwt_authz_token_cache_lookups_total":           true,
 	"jwt_authz_token_cache_entries":                 true,
 	"jwt_authz_config_reloads_total":                true,
 	"jwt_authz_build_info":                          true,
-	"jwt_authz_provider_ready":                      true,
 }
 
 var metricName = regexp.MustCompile(`\bjwt_authz_[a-z_]+`)
 
-func strictYAML(b []byte, v any) error {
-	js, err := yaml.YAMLToJSONStrict(b)
-	if err != nil {
-		return err
-	}
-	strict, err := kjson.UnmarshalStrict(js, v)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
-}
-
-// TestAlertRules: the file has the contract's shape, every alert has a
+// TestAlertRules: the file has rulefmt's shape, every alert has a
 // severity and a summary, refers only to metrics jwt-authz exports, and
 // the alerts docs/scaling.md names are there.
 func TestAlertRules(t *testing.T) {
@@ -69,8 +39,8 @@ func TestAlertRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f ruleFile
-	if err := strictYAML(b, &f); err != nil {
+	var f k8sobj.RuleGroups
+	if err := k8sobj.StrictYAML(b, &f); err != nil {
 		t.Fatalf("alerts.yaml: %v", err)
 	}
 	seen := map[string]bool{}
@@ -91,7 +61,7 @@ func TestAlertRules(t *testing.T) {
 				t.Errorf("%s: no summary", r.Alert)
 			}
 			for _, m := range metricName.FindAllString(r.Expr, -1) {
-				if !contractMetrics[m] {
+				if !exportedMetrics[m] {
 					t.Errorf("%s: %s is not a jwt-authz metric", r.Alert, m)
 				}
 			}
@@ -119,7 +89,7 @@ func TestAlertRulesStrict(t *testing.T) {
 		if bad == string(b) {
 			t.Fatalf("alerts.yaml has no %q", tc[0])
 		}
-		if err := strictYAML([]byte(bad), &ruleFile{}); err == nil {
+		if err := k8sobj.StrictYAML([]byte(bad), &k8sobj.RuleGroups{}); err == nil {
 			t.Errorf("%q → %q decoded without error", tc[0], tc[1])
 		}
 	}
@@ -156,52 +126,83 @@ func mustRead(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestPromtoolProviderNotReady runs promtool's rule unit tests: a provider
-// whose jwt_authz_provider_ready stays 0 fires JwtAuthzProviderNotReady
-// after 5 minutes, one that recovers does not, and neither does a ready one.
-func TestPromtoolProviderNotReady(t *testing.T) {
+// ruleTests is promtool's rule unit test file, as far as alerts_test.yaml
+// uses it.
+type ruleTests struct {
+	RuleFiles          []string `json:"rule_files"`
+	EvaluationInterval string   `json:"evaluation_interval"`
+	Tests              []struct {
+		Name        string `json:"name"`
+		Interval    string `json:"interval"`
+		InputSeries []struct {
+			Series string `json:"series"`
+			Values string `json:"values"`
+		} `json:"input_series"`
+		AlertRuleTests []struct {
+			EvalTime  string `json:"eval_time"`
+			Alertname string `json:"alertname"`
+			ExpAlerts []struct {
+				ExpLabels      map[string]string `json:"exp_labels"`
+				ExpAnnotations map[string]string `json:"exp_annotations"`
+			} `json:"exp_alerts"`
+		} `json:"alert_rule_test"`
+	} `json:"tests"`
+}
+
+// TestAlertUnitTests runs `promtool test rules alerts_test.yaml`: every
+// alert fires on its failure (the first refused reload included) and stays
+// quiet on its healthy twin. Every alert of alerts.yaml must have a case
+// where it fires and one where it does not.
+func TestAlertUnitTests(t *testing.T) {
 	t.Parallel()
+	var rt ruleTests
+	if err := k8sobj.StrictYAML([]byte(mustRead(t, "alerts_test.yaml")), &rt); err != nil {
+		t.Fatalf("alerts_test.yaml: %v", err)
+	}
+	var rules k8sobj.RuleGroups
+	if err := k8sobj.StrictYAML([]byte(mustRead(t, "alerts.yaml")), &rules); err != nil {
+		t.Fatal(err)
+	}
+	fires, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range rt.Tests {
+		for _, a := range tc.AlertRuleTests {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if !fires[r.Alert] || !quiet[r.Alert] {
+				t.Errorf("alerts_test.yaml: %s needs a case where it fires (%v) and one where it does not (%v)", r.Alert, fires[r.Alert], quiet[r.Alert])
+			}
+		}
+	}
+
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool is not on PATH: install it (apt-get install -y prometheus) to unit-test alerts.yaml")
+		t.Skip("promtool is not on PATH: install it (apt-get install -y prometheus) to run the alert unit tests")
 	}
-	dir := t.TempDir()
-	rules, err := os.ReadFile("alerts.yaml")
+	out, err := exec.Command(promtool, "test", "rules", "alerts_test.yaml").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dir+"/alerts.yaml", rules, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	const tests = `rule_files: [alerts.yaml]
-evaluation_interval: 1m
-tests:
-- interval: 1m
-  input_series:
-  - series: 'jwt_authz_provider_ready{provider="down", instance="a"}'
-    values: '0x10'
-  - series: 'jwt_authz_provider_ready{provider="auth0", instance="a"}'
-    values: '1x10'
-  - series: 'jwt_authz_provider_ready{provider="blip", instance="a"}'
-    values: '0 0 1x8'
-  alert_rule_test:
-  - eval_time: 3m
-    alertname: JwtAuthzProviderNotReady
-    exp_alerts: []
-  - eval_time: 8m
-    alertname: JwtAuthzProviderNotReady
-    exp_alerts:
-    - exp_labels: {severity: critical, provider: down, instance: a}
-      exp_annotations:
-        summary: "jwt-authz provider down on a has no keys; its tokens get 503"
-        description: "See /readyz (status degraded) and /debug/keys for the last fetch error."
-`
-	if err := os.WriteFile(dir+"/tests.yaml", []byte(tests), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(promtool, "test", "rules", "tests.yaml")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	// The negative: a wrong expectation fails, so the run above checked
+	// something (on the first case alone; the day of series is slow).
+	dir := t.TempDir()
+	first, _, _ := strings.Cut(mustRead(t, "alerts_test.yaml"), "\n# Why the series must exist at 0")
+	bad := strings.Replace(first, "refused a new config", "accepted a new config", 1)
+	if err := os.WriteFile(dir+"/alerts.yaml", []byte(mustRead(t, "alerts.yaml")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/alerts_test.yaml", []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "test", "rules", "alerts_test.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "JwtAuthzConfigReloadErrors") {
+		t.Errorf("promtool accepted a wrong expectation (%v):\n%s", err, out)
 	}
 }
