@@ -107,7 +107,7 @@ func WriteArchive(out string, files []ArchiveFile, mtime time.Time) (err error) 
 			err = fmt.Errorf("release: archive: %w", cerr)
 		}
 	}()
-	zw, err := gzip.NewWriterLevel(f, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(f, gzip.DefaultCompression)
 	if err != nil {
 		return fmt.Errorf("release: archive: %w", err)
 	}

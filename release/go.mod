@@ -2,7 +2,10 @@ module github.com/jwtauthz/jwt-authz/release
 
 go 1.26.8
 
-require github.com/google/go-containerregistry v0.22.1
+require (
+	github.com/google/go-cmp v0.7.0
+	github.com/google/go-containerregistry v0.22.1
+)
 
 require (
 	dario.cat/mergo v1.0.0 // indirect

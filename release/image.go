@@ -66,7 +66,7 @@ func Image(o ImageOptions) (v1.Image, error) {
 	layerBytes := layerTar.Bytes()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerBytes)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
 	if err != nil {
 		return nil, fmt.Errorf("release: image: layer: %w", err)
 	}
