@@ -1,11 +1,18 @@
 # jwt-authz — `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# The version is the VERSION file's; the revision is the commit, when there is a git checkout.
+VERSION ?= $(shell cat VERSION 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+# Every file time in the archives and the image: the last commit's, so two builds of it agree.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+RELEASE := cd release && $(GO) run ./cmd/release -root .. -out ../dist -version $(VERSION) -revision "$(REVISION)" -source-date-epoch $(SOURCE_DATE_EPOCH)
 PROTOC_GEN_GO_VERSION := v1.36.12
 GOBIN := $(CURDIR)/bin
 FUZZTIME ?= 30s
+# The root module and the nested ones that hold heavy test-only or release-only dependencies.
+MODULES := . deploy release
 
 .DEFAULT_GOAL := help
 
@@ -21,12 +28,12 @@ run: ## start dev-issuer, mock-target and jwt-authz on loopback (Ctrl-C stops al
 test: ## the whole test suite, with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd deploy && $(GO) test -race -count=1 -timeout 10m ./...
+	cd release && $(GO) test -race -count=1 -timeout 10m ./...
 
 check: vet proto-check tidy-check test ## what CI runs
 
 vet: ## go vet
-	$(GO) vet ./...
-	cd deploy && $(GO) vet ./...
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 lint: vet ## go vet (no pinned third-party linter installs here)
 
@@ -61,12 +68,7 @@ proto-check: ## fail when the generated Go is not what config.proto gives
 	diff -u proto/jwtauthz/config/v1/config.pb.go $$tmp/jwtauthz/config/v1/config.pb.go && echo "proto: generated code is current"
 
 tidy-check: ## fail when go.mod/go.sum (root and nested modules) are not tidy
-	@for m in . deploy; do \
-		cp $$m/go.mod /tmp/go.mod.bak && cp $$m/go.sum /tmp/go.sum.bak; \
-		(cd $$m && $(GO) mod tidy); \
-		if ! git diff --quiet -- $$m/go.mod $$m/go.sum; then git diff -- $$m/go.mod $$m/go.sum; cp /tmp/go.mod.bak $$m/go.mod; cp /tmp/go.sum.bak $$m/go.sum; echo "$$m: go.mod/go.sum not tidy"; exit 1; fi; \
-		echo "$$m: go.mod/go.sum tidy"; \
-	done
+	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff) || { echo "$$m: go.mod/go.sum not tidy (run go mod tidy there)"; exit 1; }; echo "$$m: tidy"; done
 
 demo-config-check: ## parse deploy/envoy/*.yaml against Envoy's protos, and the deploy/ files (compose, kustomize, Helm, alerts)
 	$(GO) test -count=1 ./envoy/
@@ -76,7 +78,16 @@ vuln: ## govulncheck (pinned); needs its online database, so it is not part of m
 	GOBIN=$(GOBIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@v1.1.4
 	timeout 60 $(GOBIN)/govulncheck ./... || { echo "govulncheck failed or could not reach its vulnerability database (no network here?)"; exit 1; }
 
-clean: ## remove build output
-	rm -rf bin .run
+release: ## binaries for linux/amd64, linux/arm64, darwin/arm64, archives, SBOMs, image and SHA256SUMS into dist/
+	$(RELEASE)
 
-.PHONY: help build run test check vet lint bench loadtest fuzz fuzz-smoke soak proto proto-check tidy-check demo-config-check vuln clean
+image: ## the linux/amd64 image as dist/jwt-authz-VERSION-image.tar (docker load -i), built without Docker
+	$(RELEASE) -image-only
+
+release-check: ## build the release twice in two copies of the tree and compare SHA256SUMS (not in make test)
+	VERSION=$(VERSION) REVISION="$(REVISION)" SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bash scripts/release-check.sh
+
+clean: ## remove build output
+	rm -rf bin .run dist
+
+.PHONY: help build run test check vet lint bench loadtest fuzz fuzz-smoke soak proto proto-check tidy-check demo-config-check vuln release image release-check clean

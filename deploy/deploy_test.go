@@ -175,10 +175,15 @@ func TestComposeBuildsAndImages(t *testing.T) {
 			t.Errorf("%s: no command; the shared image needs one per service", name)
 			continue
 		}
-		// The program the service runs is one the Dockerfile builds and installs.
-		prog := filepath.Base(s.Command[0])
-		if s.Command[0] != "/usr/local/bin/"+prog || !bytes.Contains(dockerfile, []byte("./cmd/"+prog)) {
-			t.Errorf("%s: command %q is not a program the Dockerfile builds into /usr/local/bin", name, s.Command[0])
+		// jwt-authz runs the runtime image, whose entrypoint is jwt-authz; the others share the dev
+		// stage, and the program a service runs is one the Dockerfile builds into /usr/local/bin.
+		if name == "jwt-authz" {
+			if s.Build.Target != "runtime" || s.Command[0] != "serve" {
+				t.Errorf("jwt-authz: target %q command %q, want the runtime stage running serve", s.Build.Target, s.Command)
+			}
+		} else if prog := filepath.Base(s.Command[0]); s.Build.Target != "dev" || s.Command[0] != "/usr/local/bin/"+prog ||
+			!bytes.Contains(dockerfile, []byte("./cmd/"+prog)) {
+			t.Errorf("%s: target %q command %q is not a program the dev stage has in /usr/local/bin", name, s.Build.Target, s.Command[0])
 		}
 		if !s.ReadOnly {
 			t.Errorf("%s: read_only should be true", name)
@@ -191,17 +196,25 @@ func TestComposeBuildsAndImages(t *testing.T) {
 			t.Errorf("%s: image %q is not pinned to a version (name:X.Y.Z)", name, img)
 		}
 	}
-	// The Dockerfile: static binaries on distroless, non-root.
+	// The Dockerfile: static binaries stamped from VERSION on distroless, non-root; the runtime
+	// stage (the last, the default) holds jwt-authz alone, with the release image's entrypoint.
 	for _, want := range []string{
 		"FROM golang:1.26 AS build",
 		"CGO_ENABLED=0 go build -trimpath",
-		`-ldflags "-s -w"`,
-		"FROM gcr.io/distroless/static-debian12:nonroot",
-		"USER nonroot",
+		`version="${VERSION:-$(cat VERSION)}"`,
+		`-ldflags "-s -w -X main.version=${version} -X main.revision=${REVISION}"`,
+		"FROM gcr.io/distroless/static-debian12:nonroot AS dev",
+		"FROM gcr.io/distroless/static-debian12:nonroot AS runtime\n",
+		"COPY --from=build /out/jwt-authz /jwt-authz\nUSER 65532:65532\n",
+		`ENTRYPOINT ["/jwt-authz"]`,
+		`CMD ["serve", "-config", "/etc/jwt-authz/config.yaml"]`,
 	} {
 		if !bytes.Contains(dockerfile, []byte(want)) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+	if last := dockerfile[bytes.LastIndex(dockerfile, []byte("\nFROM "))+1:]; !bytes.HasPrefix(last, []byte("FROM gcr.io/distroless/static-debian12:nonroot AS runtime")) {
+		t.Error("Dockerfile: the runtime stage is not the last one, so `docker build .` does not build it")
 	}
 }
 

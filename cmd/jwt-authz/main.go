@@ -13,8 +13,13 @@ import (
 	"strings"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and revision are set at build time with -ldflags "-X main.version=... -X
+// main.revision=...": the Makefile, the Dockerfile and the release builder take the version from
+// the VERSION file and the revision from git when there is one.
+var (
+	version  = "dev"
+	revision = ""
+)
 
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -46,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if code, ok := newFlags("version", stdout, stderr).parse(args[1:]); !ok {
 			return code
 		}
-		fmt.Fprintf(stdout, "jwt-authz %s %s\n", version, runtime.Version())
+		fmt.Fprint(stdout, versionLine())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -54,6 +59,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "jwt-authz: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// versionLine is what `jwt-authz version` prints: "jwt-authz VERSION GOVERSION", then the
+// revision when the build knew it.
+func versionLine() string {
+	if revision == "" {
+		return fmt.Sprintf("jwt-authz %s %s\n", version, runtime.Version())
+	}
+	return fmt.Sprintf("jwt-authz %s %s %s\n", version, runtime.Version(), revision)
 }
 
 // flags is a subcommand's flag set, with the help that -h prints.

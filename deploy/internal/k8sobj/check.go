@@ -17,6 +17,9 @@ import (
 // ConfigKey is the ConfigMap key holding the config file.
 const ConfigKey = "config.yaml"
 
+// ImageBinary is where the jwt-authz image keeps its program.
+const ImageBinary = "/jwt-authz"
+
 // Check runs the checks every jwt-authz deployment must pass on one
 // Deployment with its ConfigMap, Services, HPA, PDB, NetworkPolicy and
 // ServiceMonitors, and returns the config the pod reads (validated by the
@@ -149,6 +152,11 @@ func Check(o *Objects) (*configv1.Config, []error) {
 	}
 	if cmMount.SubPath != "" {
 		bad("config mounted with subPath %q: ConfigMap updates would never reach the file", cmMount.SubPath)
+	}
+	// The image (release/ and the Dockerfile's runtime stage) holds the
+	// program at /jwt-authz; a command naming any other path fails to start.
+	if len(c.Command) > 0 && c.Command[0] != ImageBinary {
+		bad("command %q: the image's program is %s", c.Command, ImageBinary)
 	}
 	args := slices.Concat(c.Command, c.Args)
 	i := slices.Index(args, "-config")

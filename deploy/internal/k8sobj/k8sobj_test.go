@@ -60,6 +60,7 @@ func TestCheckCatchesMistakes(t *testing.T) {
 		{"no GOMEMLIMIT", func(o *Objects) { ctr(o).Env = nil }, "no GOMEMLIMIT"},
 		{"no memory limit", func(o *Objects) { ctr(o).Resources.Limits = nil }, "memory limit"},
 		{"config through subPath", func(o *Objects) { ctr(o).VolumeMounts[0].SubPath = "config.yaml" }, "subPath"},
+		{"program elsewhere", func(o *Objects) { ctr(o).Command = []string{"/usr/local/bin/jwt-authz", "serve"} }, "the image's program is /jwt-authz"},
 		{"config elsewhere", func(o *Objects) { ctr(o).Args = []string{"-config", "/tmp/config.yaml"} }, "want /etc/jwt-authz/config.yaml"},
 		{"invalid config", func(o *Objects) {
 			o.ConfigMaps[0].Data[ConfigKey] = strings.Replace(o.ConfigMaps[0].Data[ConfigKey], "audiences:", "audience:", 1)
