@@ -196,6 +196,14 @@ func (p *KeySet) Close() {
 // Name is the provider name the KeySet was built for (Options.Name).
 func (p *KeySet) Name() string { return p.opts.Name }
 
+// SameSource reports whether the KeySet reads its keys where o says to:
+// the same kind and location (for inline content, the same content). A
+// KeySet built with o and this one as Options.Previous starts from its
+// keys.
+func (p *KeySet) SameSource(o Options) bool {
+	return o.Validate() == nil && p.src == sourceOf(o)
+}
+
 // Ready reports whether the KeySet has a usable key set.
 func (p *KeySet) Ready() bool { return p.keys.Load() != nil }
 

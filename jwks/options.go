@@ -144,7 +144,7 @@ func (o Options) Validate() error {
 		}
 	}
 	if d := o.withDefaults(); d.MinRefreshInterval > d.RefreshInterval {
-		bad("min_refresh_interval", fmt.Errorf("must not exceed refresh_interval (%s > %s)", d.MinRefreshInterval, d.RefreshInterval))
+		bad("min_refresh_interval", errors.New("must not exceed refresh_interval"))
 	}
 	return errors.Join(errs...)
 }
