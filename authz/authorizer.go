@@ -405,7 +405,7 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 		var list []string
 		for p := range strings.SplitSeq(s, ",") {
 			p = strings.TrimSpace(p)
-			if p == "" || (eff.providersNarrow && !contains(eff.Providers, p)) {
+			if p == "" || (eff.providersNarrow && !slices.Contains(eff.Providers, p)) {
 				continue
 			}
 			list = append(list, p)
@@ -460,7 +460,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		d.Reason, d.Description = ReasonNoMatchingRule, "no rule matches the request"
 		return d
 	}
-	if req.providersNarrow && !contains(req.Providers, v.p.Name) {
+	if req.providersNarrow && !slices.Contains(req.Providers, v.p.Name) {
 		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
 		return d
 	}
@@ -517,7 +517,7 @@ func quoteName(s string) string { return "'" + s + "'" }
 func missingScopes(have, want []string) []string {
 	var missing []string
 	for _, w := range want {
-		if !contains(have, w) {
+		if !slices.Contains(have, w) {
 			missing = append(missing, w)
 		}
 	}
