@@ -49,14 +49,22 @@ func sourceOf(opts Options) source {
 	return inlineSource{doc: opts.Inline}
 }
 
+// remote is what the two sources fetched over HTTP share: a cache file
+// for the first keys, vetting, back-off.
+type remote struct{}
+
+func (remote) local() bool     { return false }
+func (remote) refreshes() bool { return true }
+func (remote) start(p *KeySet) { p.loadCache() }
+
 // uriSource is a JWKS URL.
-type uriSource struct{ uri string }
+type uriSource struct {
+	remote
+	uri string
+}
 
 func (s uriSource) kind() string     { return SourceURI }
 func (s uriSource) location() string { return s.uri }
-func (uriSource) local() bool        { return false }
-func (uriSource) refreshes() bool    { return true }
-func (uriSource) start(p *KeySet)    { p.loadCache() }
 
 func (s uriSource) read(ctx context.Context, p *KeySet) outcome {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.FetchTimeout)
@@ -66,13 +74,13 @@ func (s uriSource) read(ctx context.Context, p *KeySet) outcome {
 }
 
 // discoverySource finds the JWKS URL in the issuer's OpenID configuration.
-type discoverySource struct{ issuer string }
+type discoverySource struct {
+	remote
+	issuer string
+}
 
 func (s discoverySource) kind() string     { return SourceDiscovery }
 func (s discoverySource) location() string { return s.issuer }
-func (discoverySource) local() bool        { return false }
-func (discoverySource) refreshes() bool    { return true }
-func (discoverySource) start(p *KeySet)    { p.loadCache() }
 
 func (s discoverySource) read(ctx context.Context, p *KeySet) outcome {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.FetchTimeout)
