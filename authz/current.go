@@ -23,13 +23,19 @@ type Current struct {
 	log *slog.Logger
 }
 
-// NewCurrent returns a Current holding no Authorizer yet. Panics recovered
-// by Check are logged to logger; nil discards them.
-func NewCurrent(logger *slog.Logger) *Current {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// CurrentOptions configure a Current.
+type CurrentOptions struct {
+	// Logger receives the panics Check recovers, with their stacks; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// NewCurrent returns a Current holding no Authorizer yet.
+func NewCurrent(o CurrentOptions) *Current {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Current{log: logger}
+	return &Current{log: o.Logger}
 }
 
 // Store puts a in force.

@@ -27,7 +27,7 @@ func BenchmarkServerCheckHot(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cur := authz.NewCurrent(nil)
+	cur := authz.NewCurrent(authz.CurrentOptions{})
 	cur.Store(a)
 	s := envoy.NewServer(envoy.Options{Authorizer: cur})
 	req := stacktest.Req{Path: "/v1/orders/1?x=1", Token: iss.Sign(b, iss.Claims("client-1@clients")), Headers: map[string]string{

@@ -54,7 +54,7 @@ func (l *lockedBuffer) String() string {
 // serveBufconn serves a over bufconn and returns a client.
 func serveBufconn(t *testing.T, a *authz.Authorizer, log *slog.Logger) (authv3.AuthorizationClient, healthgrpc.HealthClient) {
 	t.Helper()
-	cur := authz.NewCurrent(log)
+	cur := authz.NewCurrent(authz.CurrentOptions{Logger: log})
 	cur.Store(a)
 	gs := grpc.NewServer()
 	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur}))

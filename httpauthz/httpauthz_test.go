@@ -351,7 +351,7 @@ providers:
 
 func TestNoAuthorizer(t *testing.T) {
 	t.Parallel()
-	h := httpauthz.NewHandler(httpauthz.Options{Authorizer: authz.NewCurrent(nil)})
+	h := httpauthz.NewHandler(httpauthz.Options{Authorizer: authz.NewCurrent(authz.CurrentOptions{})})
 	got, resp := do(t, h, "GET", "/authz/x", nil)
 	if got.Status != 503 || got.Reason != "keys_unavailable" || resp.Header.Get("Retry-After") != "5" {
 		t.Errorf("before the first config: status %d, reason %q, retry-after %q; want 503 keys_unavailable, 5",

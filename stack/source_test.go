@@ -19,7 +19,7 @@ func TestReloadKeepsKeysOfTheSameSource(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
 	const base = "providers:\n- {name: %s, issuer: %q, audiences: [a], algorithms: [RS256, ES256], jwks: {uri: %q%s}}\n"
-	s := &Stack{log: slog.New(slog.DiscardHandler), current: authz.NewCurrent(nil)}
+	s := &Stack{log: slog.New(slog.DiscardHandler), current: authz.NewCurrent(authz.CurrentOptions{})}
 	build := func(doc string, prev *generation) *generation {
 		t.Helper()
 		cfg, err := config.Parse([]byte(doc))

@@ -87,7 +87,7 @@ func New(cfg *configv1.Config, o Options) (*Stack, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.current = authz.NewCurrent(s.log)
+	s.current = authz.NewCurrent(authz.CurrentOptions{Logger: s.log})
 	if o.Registry != nil {
 		s.authzMetrics = authz.NewMetrics(o.Registry)
 		s.cacheMetrics = authz.NewCacheMetrics(o.Registry)
