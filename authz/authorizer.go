@@ -29,13 +29,14 @@ import (
 
 // Provider describes one token issuer.
 type Provider struct {
-	// Name is [a-z0-9_-]{1,32}; a metric label.
+	// Name matches ProviderNamePattern; a metric label.
 	Name string
 	// Issuer is compared byte for byte with iss.
 	Issuer string
 	// Audiences: aud must contain one of them. Empty: aud is not checked.
 	Audiences []string
-	// Algorithms is the allowlist; empty means [RS256].
+	// Algorithms is the allowlist; empty means [DefaultAlgorithm] (see
+	// Algorithms).
 	Algorithms []string
 	// Keys verifies the provider's tokens; nothing else does.
 	Keys KeySource
@@ -128,7 +129,31 @@ type provider struct {
 	sources []int // indexes into Authorizer.sources
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+// DefaultRealm is the realm of challenges when Options.Realm is empty.
+const DefaultRealm = "jwt-authz"
+
+// ProviderNamePattern is what a provider name must match: it is a metric
+// label value.
+const ProviderNamePattern = "[a-z0-9_-]{1,32}"
+
+var namePattern = regexp.MustCompile("^" + ProviderNamePattern + "$")
+
+// ValidProviderName reports whether name matches ProviderNamePattern.
+func ValidProviderName(name string) bool { return namePattern.MatchString(name) }
+
+// DefaultAlgorithm is the allowlist of a Provider that names none: what an
+// Auth0 API signs with by default.
+const DefaultAlgorithm = "RS256"
+
+// Algorithms is the allowlist in force for a Provider's Algorithms: list,
+// or [DefaultAlgorithm] when it is empty. A key source that filters keys by
+// algorithm uses the same list.
+func Algorithms(list []string) []string {
+	if len(list) == 0 {
+		return []string{DefaultAlgorithm}
+	}
+	return list
+}
 
 // New builds an Authorizer. It fails on options that cannot work (the config
 // package validates user input with field paths before this).
@@ -150,14 +175,14 @@ func New(o Options) (*Authorizer, error) {
 		level:        o.DecisionLevel,
 	}
 	if a.realm == "" {
-		a.realm = "jwt-authz"
+		a.realm = DefaultRealm
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
 	seenHeader := map[string]bool{}
 	for _, p := range o.Providers {
-		if !namePattern.MatchString(p.Name) {
+		if !ValidProviderName(p.Name) {
 			return nil, fmt.Errorf("authz: provider name %q", p.Name)
 		}
 		if a.byName[p.Name] != nil || a.byIssuer[p.Issuer] != nil {
@@ -172,10 +197,7 @@ func New(o Options) (*Authorizer, error) {
 		}
 		p.PayloadHeader = strings.ToLower(p.PayloadHeader)
 		pp := &provider{Provider: p, algs: map[string]bool{}}
-		if len(p.Algorithms) == 0 {
-			pp.algs["RS256"] = true
-		}
-		for _, alg := range p.Algorithms {
+		for _, alg := range Algorithms(p.Algorithms) {
 			if !SupportedAlgorithm(alg) {
 				return nil, fmt.Errorf("authz: provider %q: algorithm %q not supported", p.Name, alg)
 			}
@@ -189,13 +211,13 @@ func New(o Options) (*Authorizer, error) {
 			pp.sources = append(pp.sources, a.addSource(s))
 		}
 		for _, ch := range p.ClaimHeaders {
-			h := strings.ToLower(ch.Header)
+			h := ch.Header // lower-cased above
 			if !seenHeader[h] {
 				seenHeader[h] = true
 				a.allHeaders = append(a.allHeaders, h)
 			}
 		}
-		if h := strings.ToLower(p.PayloadHeader); h != "" && !seenHeader[h] {
+		if h := p.PayloadHeader; h != "" && !seenHeader[h] {
 			seenHeader[h] = true
 			a.allHeaders = append(a.allHeaders, h)
 		}
@@ -252,8 +274,14 @@ func (a *Authorizer) addSource(s TokenSource) int {
 	return len(a.sources) - 1
 }
 
-// Cache returns the verified-token cache, or nil when disabled.
-func (a *Authorizer) Cache() *TokenCache { return a.cache }
+// KeysRemoved drops the cached verifications of provider's tokens signed by
+// one of kids: a key removed from the provider's set stops verifying at
+// once. Current.KeysRemoved calls it on the Authorizer in force.
+func (a *Authorizer) KeysRemoved(provider string, kids []string) {
+	if a.cache != nil {
+		a.cache.DropKeys(provider, kids)
+	}
+}
 
 // Check decides one request. It never returns an error: a request that
 // cannot be decided is denied with internal_error or keys_unavailable.
@@ -382,7 +410,7 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 		var list []string
 		for p := range strings.SplitSeq(s, ",") {
 			p = strings.TrimSpace(p)
-			if p == "" || (eff.providersNarrow && !contains(eff.Providers, p)) {
+			if p == "" || (eff.providersNarrow && !slices.Contains(eff.Providers, p)) {
 				continue
 			}
 			list = append(list, p)
@@ -437,7 +465,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		d.Reason, d.Description = ReasonNoMatchingRule, "no rule matches the request"
 		return d
 	}
-	if req.providersNarrow && !contains(req.Providers, v.p.Name) {
+	if req.providersNarrow && !slices.Contains(req.Providers, v.p.Name) {
 		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
 		return d
 	}
@@ -494,7 +522,7 @@ func quoteName(s string) string { return "'" + s + "'" }
 func missingScopes(have, want []string) []string {
 	var missing []string
 	for _, w := range want {
-		if !contains(have, w) {
+		if !slices.Contains(have, w) {
 			missing = append(missing, w)
 		}
 	}

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,7 +167,7 @@ func (c *TokenCache) DropKeys(provider string, kids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		if e.v.p.Name == provider && contains(kids, e.v.kid) {
+		if e.v.p.Name == provider && slices.Contains(kids, e.v.kid) {
 			c.unlink(e)
 		}
 	}

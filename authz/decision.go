@@ -150,6 +150,7 @@ var apigeeCodes = map[Reason]string{
 	ReasonKeysUnavailable:     "steps.jwt.NoMatchingPublicKey",
 	ReasonInternalError:       "messaging.runtime.UnknownException",
 	ReasonBadRequest:          "protocol.http.BadRequest",
+	ReasonHeadersTooLarge:     "protocol.http.TooBigHeaders",
 }
 
 // finishDeny fills the status, challenge and body of a denial.

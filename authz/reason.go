@@ -32,6 +32,11 @@ const (
 	// default policy, disagreeing or repeated forwarded headers. It is not a
 	// token problem, so it answers 400 without a challenge.
 	ReasonBadRequest Reason = "bad_request"
+	// ReasonHeadersTooLarge is a request with more headers, or more header
+	// bytes, than an adapter's limits allow: it was not read, so nothing
+	// about its token is known. It answers 431 (RFC 6585 §5) without a
+	// challenge.
+	ReasonHeadersTooLarge Reason = "headers_too_large"
 )
 
 // Reasons lists every Reason, in the contract's order.
@@ -40,7 +45,7 @@ var Reasons = []Reason{
 	ReasonUnknownIssuer, ReasonDisallowedAlgorithm, ReasonUnknownKey, ReasonInvalidSignature,
 	ReasonExpired, ReasonNotYetValid, ReasonInvalidAudience, ReasonTokenTooOld, ReasonInvalidType,
 	ReasonMissingClaim, ReasonInsufficientScope, ReasonClaimMismatch, ReasonNoMatchingRule,
-	ReasonKeysUnavailable, ReasonInternalError, ReasonBadRequest,
+	ReasonKeysUnavailable, ReasonInternalError, ReasonBadRequest, ReasonHeadersTooLarge,
 }
 
 // outcome is one row of the table that maps a reason to its HTTP answer.
@@ -71,6 +76,7 @@ var outcomes = map[Reason]outcome{
 	ReasonKeysUnavailable:     {503, "temporarily_unavailable"},
 	ReasonInternalError:       {500, "server_error"},
 	ReasonBadRequest:          {400, "invalid_request"},
+	ReasonHeadersTooLarge:     {431, "invalid_request"},
 }
 
 // Status returns the HTTP status a denial for r answers with (200 for the

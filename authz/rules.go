@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -125,8 +126,8 @@ func (r *rule) matches(path, method, host string) bool {
 	if r.re != nil && !r.re.MatchString(path) {
 		return false
 	}
-	if len(r.methods) > 0 && !contains(r.methods, method) &&
-		!(method == "HEAD" && contains(r.methods, "GET")) {
+	if len(r.methods) > 0 && !slices.Contains(r.methods, method) &&
+		!(method == "HEAD" && slices.Contains(r.methods, "GET")) {
 		// HEAD meets a GET rule: most servers answer HEAD with the GET
 		// handler, so a GET-only rule must also guard it.
 		return false
@@ -145,20 +146,11 @@ func prefixMatch(path, prefix string) bool {
 }
 
 func (r *rule) hostMatches(host string) bool {
-	if contains(r.exact, host) {
+	if slices.Contains(r.exact, host) {
 		return true
 	}
 	for _, s := range r.suffix {
 		if len(host) > len(s) && strings.HasSuffix(host, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
 			return true
 		}
 	}

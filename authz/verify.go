@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -225,7 +226,7 @@ func typeMatches(typ, want string) bool {
 
 func audienceOK(have, want []string) bool {
 	for _, h := range have {
-		if contains(want, h) {
+		if slices.Contains(want, h) {
 			return true
 		}
 	}

@@ -1,10 +1,13 @@
 // Package config reads jwt-authz's YAML configuration into the
 // jwtauthz.config.v1.Config proto, validates it (every problem, each with
-// its field path, at once) and builds the authz and jwks objects from it.
-// It is the only package besides cmd/ that reads the proto.
+// its field path, at once) and maps it to authz and jwks options. It starts
+// nothing: package stack runs what the options describe. Defaults and
+// invariants belong to the library that uses a value (jwks.Options.Validate,
+// authz.ValidProviderName, authz.Algorithms); config reports their errors at
+// the config's field paths. Besides cmd/ and stack, it is the only package
+// that reads the proto.
 //
-// Concurrency: Load, Validate and Build are pure functions of their input;
-// a Runtime is immutable once built.
+// Concurrency: every function is a pure function of its input.
 package config
 
 import (

@@ -1,9 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -18,7 +18,6 @@ import (
 )
 
 var (
-	providerName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 	// headerName is an RFC 9110 token, lower-case as Envoy sends them.
 	headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_` + "`" + `|~-]+$`)
 	methodName = regexp.MustCompile(`^[A-Za-z]+$`)
@@ -147,8 +146,8 @@ func positive(e *fieldErrors, path string, d *durationpb.Duration, zeroOK bool) 
 }
 
 func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
-	if !providerName.MatchString(p.GetName()) {
-		e.add(path+".name", "must match [a-z0-9_-]{1,32}, not %q", p.GetName())
+	if !authz.ValidProviderName(p.GetName()) {
+		e.add(path+".name", "must match %s, not %q", authz.ProviderNamePattern, p.GetName())
 	}
 	if p.GetIssuer() == "" {
 		e.add(path+".issuer", "is required")
@@ -237,52 +236,33 @@ func checkHeaderName(e *fieldErrors, path, h string) {
 	}
 }
 
+// validateJWKS reports what jwks refuses in the key source and its tuning,
+// at the field paths of the config. The proto's oneof already refuses two
+// sources; a zero duration, which jwks would take for its default, is
+// refused here because the author wrote it.
 func validateJWKS(e *fieldErrors, path string, p *configv1.Provider) {
 	j := p.GetJwks()
 	if j == nil {
 		e.add(path, "is required (one of uri, discovery, file, inline)")
 		return
 	}
-	n := 0
-	for _, set := range []bool{j.GetUri() != "", j.GetDiscovery(), j.GetFile() != "", j.GetInline() != ""} {
-		if set {
-			n++
+	if joined, ok := KeySetOptions(p).Validate().(interface{ Unwrap() []error }); ok {
+		for _, err := range joined.Unwrap() {
+			if oe, ok := errors.AsType[*jwks.OptionError](err); ok && oe.Field != "" {
+				e.add(path+"."+oe.Field, "%v", oe.Err)
+			} else {
+				e.add(path, "%v", err)
+			}
 		}
 	}
-	if n != 1 {
-		e.add(path, "exactly one of uri, discovery, file, inline must be set")
-	}
-	if u := j.GetUri(); u != "" {
-		pu, err := url.Parse(u)
-		switch {
-		case err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "":
-			e.add(path+".uri", "must be an http(s) URL, not %q", jwks.RedactURI(u))
-		case insecure(pu, j):
-			e.add(path+".uri", "%q: %v", jwks.RedactURI(u), jwks.ErrInsecureHTTP)
+	for _, d := range []struct {
+		name string
+		v    *durationpb.Duration
+	}{{"refresh_interval", j.GetRefreshInterval()}, {"min_refresh_interval", j.GetMinRefreshInterval()}, {"fetch_timeout", j.GetFetchTimeout()}} {
+		if d.v != nil && d.v.AsDuration() == 0 {
+			e.add(path+"."+d.name, "must be positive, not 0s")
 		}
 	}
-	if j.GetDiscovery() {
-		pu, err := url.Parse(p.GetIssuer())
-		switch {
-		case err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "":
-			e.add(path+".discovery", "needs an issuer that is an http(s) URL")
-		case insecure(pu, j):
-			e.add(path+".discovery", "issuer %q: %v", jwks.RedactURI(p.GetIssuer()), jwks.ErrInsecureHTTP)
-		}
-	}
-	positive(e, path+".refresh_interval", j.GetRefreshInterval(), false)
-	positive(e, path+".min_refresh_interval", j.GetMinRefreshInterval(), false)
-	positive(e, path+".fetch_timeout", j.GetFetchTimeout(), false)
-	if j.GetRefreshInterval() != nil && j.GetMinRefreshInterval() != nil &&
-		j.GetMinRefreshInterval().AsDuration() > j.GetRefreshInterval().AsDuration() {
-		e.add(path+".min_refresh_interval", "must not exceed refresh_interval")
-	}
-}
-
-// insecure reports a plain-http key source that the config does not allow:
-// keys fetched over plain http can be swapped by anyone on the path.
-func insecure(u *url.URL, j *configv1.JWKS) bool {
-	return u.Scheme == "http" && !j.GetAllowInsecureHttp() && !jwks.IsLoopbackHost(u.Hostname())
 }
 
 func validateRule(e *fieldErrors, path string, r *configv1.Rule, providers map[string]int) {

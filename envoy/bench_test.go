@@ -3,7 +3,6 @@ package envoy_test
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -28,7 +27,7 @@ func BenchmarkServerCheckHot(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cur := &atomic.Pointer[authz.Authorizer]{}
+	cur := authz.NewCurrent(authz.CurrentOptions{})
 	cur.Store(a)
 	s := envoy.NewServer(envoy.Options{Authorizer: cur})
 	req := stacktest.Req{Path: "/v1/orders/1?x=1", Token: iss.Sign(b, iss.Claims("client-1@clients")), Headers: map[string]string{

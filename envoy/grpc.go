@@ -44,7 +44,7 @@ func SetServing(hs *health.Server, ok bool) {
 
 // Recover is a unary interceptor that turns a panic in any handler into
 // an Internal error for that call instead of a crash. Check does better
-// on its own: it answers a counted internal_error deny (see Server.Check).
+// on its own: it answers a counted internal_error deny (authz.Current.Check).
 func Recover(log *slog.Logger) grpc.UnaryServerInterceptor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -262,7 +262,7 @@ providers:
 			t.Fatalf("no clear error; last error %q", last)
 		}
 		time.Sleep(5 * time.Millisecond) // poll for the first discovery
-		last = s.Runtime.Providers[0].Status().LastError
+		last = s.Runtime.KeySets()[0].Status().LastError
 	}
 	if !strings.Contains(last, iss.IssuerURL()) {
 		t.Errorf("error does not name the configured issuer: %q", last)
@@ -295,7 +295,7 @@ func TestRemovedKeyLeavesTokenCache(t *testing.T) {
 		clk.WaitTimers(t, 1)
 		clk.Advance(15 * time.Minute)
 		deadline := time.Now().Add(5 * time.Second)
-		for iss.Requests() == before || s.Runtime.Providers[0].Status().FetchedAt.Before(clk.Now().Add(-time.Minute)) {
+		for iss.Requests() == before || s.Runtime.KeySets()[0].Status().FetchedAt.Before(clk.Now().Add(-time.Minute)) {
 			if time.Now().After(deadline) {
 				t.Fatal("refresh did not happen")
 			}

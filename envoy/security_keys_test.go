@@ -109,7 +109,7 @@ func waitLastError(t *testing.T, s *stacktest.Stack, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		last := s.Runtime.Providers[0].Status().LastError
+		last := s.Runtime.KeySets()[0].Status().LastError
 		if last != "" && strings.Contains(last, want) {
 			return last
 		}

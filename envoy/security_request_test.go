@@ -453,7 +453,7 @@ func testRequestShapeLimits(t *testing.T, ws *secWorlds) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != "malformed_token" || resp.GetOkResponse() != nil {
+		if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != "headers_too_large" || resp.GetOkResponse() != nil {
 			t.Fatalf("try %d: 100 KB of headers: reason %q, allowed %v", i, got, resp.GetOkResponse() != nil)
 		}
 		if body := resp.GetDeniedResponse().GetBody(); !strings.Contains(body, "request headers too large") {

@@ -3,18 +3,14 @@
 // authz.Decision out as a CheckResponse. It also owns the gRPC server
 // plumbing: health, reflection and the panic-recovery interceptor.
 //
-// Concurrency: a Server is safe for concurrent use. The authorizer it asks
-// is read through an atomic pointer on every Check, so a config reload
-// swaps it without locking and in-flight Checks finish on the old one.
+// Concurrency: a Server is safe for concurrent use. It asks the authorizer
+// in force through authz.Current, which owns the reload swap, panics and
+// the answer to requests over the header limits.
 package envoy
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"runtime/debug"
-	"sync/atomic"
-	"time"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -29,8 +25,7 @@ import (
 // Server answers envoy.service.auth.v3.Authorization/Check.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	current *atomic.Pointer[authz.Authorizer]
-	log     *slog.Logger
+	current *authz.Current
 	limits  Limits
 }
 
@@ -47,57 +42,32 @@ type Limits struct {
 type Options struct {
 	// Authorizer holds the authorizer in force; required. A reload stores
 	// a new one.
-	Authorizer *atomic.Pointer[authz.Authorizer]
-	// Logger receives panics and errors; nil discards.
-	Logger *slog.Logger
-	Limits Limits
+	Authorizer *authz.Current
+	Limits     Limits
 }
 
 // NewServer returns a Server.
 func NewServer(o Options) *Server {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 	if o.Limits.MaxHeaders <= 0 {
 		o.Limits.MaxHeaders = 200
 	}
 	if o.Limits.MaxHeaderBytes <= 0 {
 		o.Limits.MaxHeaderBytes = 64 << 10
 	}
-	return &Server{current: o.Authorizer, log: o.Logger, limits: o.Limits}
+	return &Server{current: o.Authorizer, limits: o.Limits}
 }
 
 // Check implements the ext_authz Check RPC. Every input, however broken,
 // gets a CheckResponse: bad input is a deny, never a gRPC error (so Envoy
 // answers with our status and challenge rather than its status_on_error).
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	a := s.current.Load()
-	if a == nil {
-		return nil, fmt.Errorf("envoy: no authorizer loaded")
-	}
-	start := time.Now()
-	defer func() {
-		if p := recover(); p != nil {
-			// A bug must cost one request, not the process.
-			s.log.Error("check panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			d := a.Deny(authz.ReasonInternalError, "internal error")
-			a.Observe(ctx, &d, time.Since(start))
-			resp, err = Response(&d), nil
-		}
-	}()
-	r, bad := s.request(req)
-	if bad != "" {
-		d := a.Deny(authz.ReasonMalformedToken, bad)
-		a.Observe(ctx, &d, time.Since(start))
-		return Response(&d), nil
-	}
-	d := a.Check(ctx, r)
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	d := s.current.Check(ctx, func() (*authz.Request, authz.Refusal) { return s.request(req) })
 	return Response(&d), nil
 }
 
-// request translates a CheckRequest. It returns a description when the
-// request is over the header limits.
-func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, string) {
+// request translates a CheckRequest. A request over the header limits is
+// refused with headers_too_large.
+func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, authz.Refusal) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	r := &authz.Request{
@@ -109,11 +79,11 @@ func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, string) {
 	size := 0
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
 		if len(hm.GetHeaders()) > s.limits.MaxHeaders {
-			return nil, "too many request headers"
+			return nil, authz.Refuse(authz.ReasonHeadersTooLarge, "too many request headers")
 		}
 		r.Headers = make(map[string]string, len(hm.GetHeaders()))
 		for _, hv := range hm.GetHeaders() {
-			k := lower(hv.GetKey())
+			k := strings.ToLower(hv.GetKey())
 			v := hv.GetValue()
 			if v == "" && len(hv.GetRawValue()) > 0 {
 				v = string(hv.GetRawValue())
@@ -133,7 +103,7 @@ func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, string) {
 		}
 	} else {
 		if len(h.GetHeaders()) > s.limits.MaxHeaders {
-			return nil, "too many request headers"
+			return nil, authz.Refuse(authz.ReasonHeadersTooLarge, "too many request headers")
 		}
 		r.Headers = h.GetHeaders()
 		fold := false
@@ -141,37 +111,22 @@ func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, string) {
 			// Count every header: stopping at the first upper-case key
 			// would let the rest through uncounted.
 			size += len(k) + len(v)
-			fold = fold || lower(k) != k
+			fold = fold || strings.ToLower(k) != k
 		}
 		if fold { // Envoy sends lower-case keys; be safe if not
 			r.Headers = lowerKeys(h.GetHeaders())
 		}
 	}
 	if size > s.limits.MaxHeaderBytes {
-		return nil, "request headers too large"
+		return nil, authz.Refuse(authz.ReasonHeadersTooLarge, "request headers too large")
 	}
-	return r, ""
-}
-
-func lower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
+	return r, authz.Refusal{}
 }
 
 func lowerKeys(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		lk := lower(k)
+		lk := strings.ToLower(k)
 		if prev, ok := out[lk]; ok {
 			v = prev + "," + v
 		}
@@ -189,6 +144,9 @@ func grpcCode(status int) codes.Code {
 		return codes.Unauthenticated
 	case 403:
 		return codes.PermissionDenied
+	case 431:
+		// As gRPC itself answers a message over the receive limit.
+		return codes.ResourceExhausted
 	case 503:
 		return codes.Unavailable
 	}

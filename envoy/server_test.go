@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -54,10 +54,10 @@ func (l *lockedBuffer) String() string {
 // serveBufconn serves a over bufconn and returns a client.
 func serveBufconn(t *testing.T, a *authz.Authorizer, log *slog.Logger) (authv3.AuthorizationClient, healthgrpc.HealthClient) {
 	t.Helper()
-	cur := &atomic.Pointer[authz.Authorizer]{}
+	cur := authz.NewCurrent(authz.CurrentOptions{Logger: log})
 	cur.Store(a)
 	gs := grpc.NewServer()
-	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur, Logger: log}))
+	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur}))
 	lis := bufconn.Listen(1 << 20)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
@@ -181,8 +181,8 @@ func TestHeaderMapAndLimits(t *testing.T) {
 	}{
 		{"raw value, mixed-case name", raw("Authorization", "Bearer "+tok, ":path", "/"), "ok"},
 		{"repeated authorization", raw("authorization", "Bearer "+tok, "authorization", "Bearer "+tok), "malformed_token"},
-		{"too many headers", raw(many...), "malformed_token"},
-		{"headers too large", raw("authorization", "Bearer "+tok, "x-big", strings.Repeat("a", 70<<10)), "malformed_token"},
+		{"too many headers", raw(many...), "headers_too_large"},
+		{"headers too large", raw("authorization", "Bearer "+tok, "x-big", strings.Repeat("a", 70<<10)), "headers_too_large"},
 	} {
 		resp, err := client.Check(t.Context(), tc.req)
 		if err != nil {
@@ -190,6 +190,23 @@ func TestHeaderMapAndLimits(t *testing.T) {
 		}
 		if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != tc.want {
 			t.Errorf("%s: reason %q, want %q", tc.name, got, tc.want)
+		}
+		if tc.want != "headers_too_large" {
+			continue
+		}
+		// Not a token problem: 431 without a challenge, the gRPC code
+		// gRPC itself gives a message over its limit.
+		denied := resp.GetDeniedResponse()
+		if denied.GetStatus().GetCode() != 431 || resp.GetStatus().GetCode() != int32(codes.ResourceExhausted) {
+			t.Errorf("%s: HTTP %d, gRPC %d; want 431, %d", tc.name, denied.GetStatus().GetCode(), resp.GetStatus().GetCode(), codes.ResourceExhausted)
+		}
+		for _, h := range denied.GetHeaders() {
+			if h.GetHeader().GetKey() == "www-authenticate" {
+				t.Errorf("%s: challenge %q on a 431", tc.name, h.GetHeader().GetValue())
+			}
+		}
+		if !strings.Contains(denied.GetBody(), `"error":"invalid_request"`) {
+			t.Errorf("%s: body %s, want error invalid_request", tc.name, denied.GetBody())
 		}
 	}
 }
@@ -210,5 +227,86 @@ func TestRecoverInterceptor(t *testing.T) {
 	resp, err := intercept(t.Context(), "req", &grpc.UnaryServerInfo{}, func(_ context.Context, r any) (any, error) { return r, nil })
 	if resp != "req" || err != nil {
 		t.Errorf("pass-through: %v %v", resp, err)
+	}
+}
+
+// TestHeaderLimitsProperty: over drawn requests around both limits (header
+// count and header bytes), in both forms Envoy sends and with names in any
+// case, a request is headers_too_large (431, RESOURCE_EXHAUSTED, no
+// challenge) exactly when it is over a limit, and never when it is not.
+func TestHeaderLimitsProperty(t *testing.T) {
+	t.Parallel()
+	const seed = 20261202
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	iss := jwkstest.New(t, jwkstest.Options{})
+	a, err := authz.New(authz.Options{Providers: []authz.Provider{{Name: "p", Issuer: iss.IssuerURL(), Keys: staticFrom(t, iss)}},
+		Metrics: authz.NewMetrics(prometheus.NewRegistry())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := serveBufconn(t, a, nil)
+	const maxHeaders, maxBytes = 200, 64 << 10 // the defaults
+	refused := 0
+	for i := range 120 {
+		n := 150 + r.IntN(101) // 150..250 headers
+		// Value sizes that put the total a little under or over maxBytes.
+		per := (maxBytes - 2048 + r.IntN(4096)) / n
+		size := 0
+		names := make([]string, n)
+		values := make([]string, n)
+		for j := range n {
+			name := []byte(fmt.Sprintf("x-h-%d", j))
+			for k := range name {
+				if r.IntN(2) == 0 && name[k] >= 'a' && name[k] <= 'z' {
+					name[k] -= 'a' - 'A'
+				}
+			}
+			names[j], values[j] = string(name), strings.Repeat("v", per)
+			size += len(name) + per
+		}
+		over := n > maxHeaders || size > maxBytes
+		asMap := r.IntN(2) == 0
+		http := &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Host: "h"}
+		if asMap {
+			http.Headers = map[string]string{}
+			for j := range n {
+				http.Headers[names[j]] = values[j]
+			}
+		} else {
+			http.HeaderMap = &corev3.HeaderMap{}
+			for j := range n {
+				http.HeaderMap.Headers = append(http.HeaderMap.Headers, &corev3.HeaderValue{Key: names[j], RawValue: []byte(values[j])})
+			}
+		}
+		resp, err := client.Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: http}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reason := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue()
+		if (reason == "headers_too_large") != over {
+			t.Fatalf("draw %d: %d headers, %d bytes, map form %v: reason %q, over a limit %v", i, n, size, asMap, reason, over)
+		}
+		if !over {
+			continue
+		}
+		refused++
+		denied := resp.GetDeniedResponse()
+		if denied.GetStatus().GetCode() != 431 || resp.GetStatus().GetCode() != int32(codes.ResourceExhausted) {
+			t.Fatalf("draw %d: HTTP %d, gRPC %d", i, denied.GetStatus().GetCode(), resp.GetStatus().GetCode())
+		}
+		for _, h := range denied.GetHeaders() {
+			if h.GetHeader().GetKey() == "www-authenticate" {
+				t.Fatalf("draw %d: challenge on a 431", i)
+			}
+		}
+	}
+	if refused == 0 || refused == 120 {
+		t.Fatalf("%d of 120 draws over a limit: the draws do not straddle the limits", refused)
+	}
+	// Every refusal was counted under its own reason.
+	if got := testutil.ToFloat64(a.Metrics().Checks("deny", "headers_too_large", "none")); got != float64(refused) {
+		t.Errorf("headers_too_large counted %v times, want %d", got, refused)
 	}
 }

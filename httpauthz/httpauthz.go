@@ -47,18 +47,14 @@
 // Both answers carry `x-jwt-authz-reason` (a value of the closed reason set,
 // for the proxy's logs) and `cache-control: no-store`.
 //
-// Concurrency: a handler is safe for concurrent use. The authorizer is read
-// through an atomic pointer on every request, so a config reload swaps it
-// without locking and in-flight checks finish on the old one.
+// Concurrency: a handler is safe for concurrent use. It asks the authorizer
+// in force through authz.Current, which owns the reload swap, the answer
+// before the first config, panics and counting.
 package httpauthz
 
 import (
-	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 )
@@ -77,8 +73,8 @@ const (
 // Options configures the handler.
 type Options struct {
 	// Authorizer holds the authorizer in force; required. A reload stores a
-	// new one. While it holds nil the handler answers 503.
-	Authorizer *atomic.Pointer[authz.Authorizer]
+	// new one. Before the first, the handler answers 503 keys_unavailable.
+	Authorizer *authz.Current
 	// PathPrefix is where the handler is mounted; "" means "/authz". A
 	// trailing "/" is ignored. The original path is what follows it.
 	PathPrefix string
@@ -89,18 +85,15 @@ type Options struct {
 	// instead, which would decide on the subrequest's own path); check
 	// configured names with ParseForwarded.
 	Forwarded Forwarded
-	// Logger receives panics; nil discards.
-	Logger *slog.Logger
 }
 
 type handler struct {
-	current *atomic.Pointer[authz.Authorizer]
+	current *authz.Current
 	prefix  string
 	family  Forwarded
 	// badFamily: Options.Forwarded named no family; every request is
 	// denied with internal_error.
 	badFamily bool
-	log       *slog.Logger
 }
 
 // NewHandler returns the forward-auth handler. Mount it with Route, not on
@@ -108,11 +101,8 @@ type handler struct {
 // or "//" to their clean form, and such paths are exactly what Envoy appends
 // to the prefix and what must be decided, not redirected.
 func NewHandler(o Options) http.Handler {
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 	_, err := ParseForwarded(string(o.Forwarded))
-	return &handler{current: o.Authorizer, prefix: cleanPrefix(o.PathPrefix), family: o.Forwarded, badFamily: err != nil, log: o.Logger}
+	return &handler{current: o.Authorizer, prefix: cleanPrefix(o.PathPrefix), family: o.Forwarded, badFamily: err != nil}
 }
 
 // Route sends requests for prefix and everything under prefix+"/" to h,
@@ -171,51 +161,22 @@ func stripPrefix(target, prefix string) (string, bool) {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a := h.current.Load()
-	if a == nil {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "no authorizer loaded", http.StatusServiceUnavailable)
-		return
-	}
 	path, ok := stripPrefix(requestTarget(r), h.prefix)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	start := time.Now()
-	defer func() {
-		if p := recover(); p != nil {
-			// A bug must cost one request, not the connection.
-			h.log.Error("check panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			d := a.Deny(authz.ReasonInternalError, "internal error")
-			a.Observe(r.Context(), &d, time.Since(start))
-			write(w, &d)
-		}
-	}()
-	if h.badFamily {
-		d := a.Deny(authz.ReasonInternalError, "unknown forwarded-header family")
-		a.Observe(r.Context(), &d, time.Since(start))
-		write(w, &d)
-		return
-	}
-	req, bad := h.request(r, path)
-	if bad != "" {
-		// A request that cannot be read one way only is a deny, as in
-		// the gRPC adapter.
-		d := a.Deny(authz.ReasonBadRequest, bad)
-		a.Observe(r.Context(), &d, time.Since(start))
-		write(w, &d)
-		return
-	}
-	d := a.Check(r.Context(), req)
+	d := h.current.Check(r.Context(), func() (*authz.Request, authz.Refusal) { return h.request(r, path) })
 	write(w, &d)
 }
 
-// request translates a subrequest whose path, prefix removed, is path. It
-// returns a description when the forwarded headers do not tell one
-// request.
-func (h *handler) request(r *http.Request, path string) (*authz.Request, string) {
+// request translates a subrequest whose path, prefix removed, is path. A
+// request whose forwarded headers do not tell one request is refused with
+// bad_request, as the gRPC adapter refuses what it cannot read.
+func (h *handler) request(r *http.Request, path string) (*authz.Request, authz.Refusal) {
+	if h.badFamily {
+		return nil, authz.Refuse(authz.ReasonInternalError, "unknown forwarded-header family")
+	}
 	req := &authz.Request{
 		Method:  r.Method,
 		Path:    path,
@@ -226,15 +187,15 @@ func (h *handler) request(r *http.Request, path string) (*authz.Request, string)
 		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	if h.family == ForwardedNone {
-		return req, ""
+		return req, authz.Refusal{}
 	}
 
 	v, bad := readForwarded(h.family, r.Header)
 	if bad != "" {
-		return nil, bad
+		return nil, authz.Refuse(authz.ReasonBadRequest, bad)
 	}
 	req.Method, req.Path, req.Host = v.method, v.uri, v.host
-	return req, ""
+	return req, authz.Refusal{}
 }
 
 // write renders a Decision.

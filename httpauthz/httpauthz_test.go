@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -47,7 +46,7 @@ rules:
 // trust modes.
 type fixture struct {
 	iss                 *jwkstest.Issuer
-	current             *atomic.Pointer[authz.Authorizer]
+	current             *authz.Current
 	direct, xfwd, xorig http.Handler
 	good, admin         string
 }
@@ -352,10 +351,11 @@ providers:
 
 func TestNoAuthorizer(t *testing.T) {
 	t.Parallel()
-	h := httpauthz.NewHandler(httpauthz.Options{Authorizer: &atomic.Pointer[authz.Authorizer]{}})
-	got, _ := do(t, h, "GET", "/authz/x", nil)
-	if got.Status != 503 {
-		t.Errorf("status %d, want 503", got.Status)
+	h := httpauthz.NewHandler(httpauthz.Options{Authorizer: authz.NewCurrent(authz.CurrentOptions{})})
+	got, resp := do(t, h, "GET", "/authz/x", nil)
+	if got.Status != 503 || got.Reason != "keys_unavailable" || resp.Header.Get("Retry-After") != "5" {
+		t.Errorf("before the first config: status %d, reason %q, retry-after %q; want 503 keys_unavailable, 5",
+			got.Status, got.Reason, resp.Header.Get("Retry-After"))
 	}
 }
 

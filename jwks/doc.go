@@ -33,6 +33,16 @@
 // from its predecessor's keys, so a config reload that only changes the
 // tuning does not throw working keys away.
 //
+// # Files
+//
+// keyset.go is the KeySet: its state, schedule and the hot path. source.go
+// holds what differs between the four kinds of source (uri, discovery,
+// file, inline); remote.go fetches over HTTP (conditional GETs, discovery,
+// freshness), file.go reads key files, cachefile.go persists the last good
+// set, update.go applies a fetch's outcome (vetting, back-off, metrics,
+// logs) and options.go checks Options, whose defaults and invariants
+// (exactly one source, intervals) this package owns.
+//
 // # Concurrency
 //
 // Key and Keys are the hot path: they read an immutable key set through an

@@ -128,10 +128,16 @@ func checkTransport(s string, allowInsecure bool) error {
 	if err != nil {
 		return fmt.Errorf("%q is not a URL", RedactURI(s))
 	}
-	if u.Scheme == "http" && !allowInsecure && !IsLoopbackHost(u.Hostname()) {
+	if insecureHTTP(u, allowInsecure) {
 		return fmt.Errorf("%s: %w", RedactURI(s), ErrInsecureHTTP)
 	}
 	return nil
+}
+
+// insecureHTTP reports a plain-http URL whose host is not loopback, when
+// that is not allowed.
+func insecureHTTP(u *url.URL, allowInsecure bool) bool {
+	return u.Scheme == "http" && !allowInsecure && !IsLoopbackHost(u.Hostname())
 }
 
 // ErrInsecureHTTP is the error of a plain-http key source whose host is not

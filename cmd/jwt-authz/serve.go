@@ -2,20 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,59 +22,19 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/config"
 	"github.com/jwtauthz/jwt-authz/envoy"
 	"github.com/jwtauthz/jwt-authz/httpauthz"
-	"github.com/jwtauthz/jwt-authz/jwks"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
+	"github.com/jwtauthz/jwt-authz/stack"
 )
 
-// server is the running process: listeners, the runtime in force, reload.
+// server is the running process: the stack in force and its listeners.
 type server struct {
-	path    string
 	log     *slog.Logger
-	env     config.Env
-	current atomic.Pointer[authz.Authorizer]
-	reloads *prometheus.CounterVec
-
-	mu      sync.Mutex // guards rt across reloads
-	rt      *config.Runtime
+	st      *stack.Stack
 	watched *fileWatch // owned by serve's loop
-	// started is set once every provider of the first config had a usable
-	// key set. From then on the instance stays in service: a provider
-	// without keys (an IdP outage, a reload that adds an unreachable one)
-	// answers its own tokens 503 keys_unavailable and is reported, but it
-	// must not take every replica out at once while the others serve.
-	started atomic.Bool
-}
-
-// providerState is one provider's line in /readyz.
-type providerState struct {
-	Ready bool   `json:"ready"`
-	Error string `json:"error,omitempty"`
-}
-
-// readiness reports whether the instance is in service (gRPC health
-// SERVING, /readyz 200) and each provider's state. Readiness gates only the
-// first start.
-func (s *server) readiness() (bool, map[string]providerState) {
-	s.mu.Lock()
-	providers := s.rt.Providers
-	s.mu.Unlock()
-	states := make(map[string]providerState, len(providers))
-	all := true
-	for _, p := range providers {
-		st := p.Status()
-		states[st.Name] = providerState{Ready: st.Ready, Error: st.LastError}
-		all = all && st.Ready
-	}
-	if all && s.started.CompareAndSwap(false, true) {
-		s.log.Info("every provider has keys: in service")
-	}
-	return s.started.Load(), states
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -142,36 +97,16 @@ func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, wo 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	f := promauto.With(reg)
-	f.NewGaugeVec(prometheus.GaugeOpts{Namespace: "jwt_authz", Name: "build_info",
+	promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{Namespace: "jwt_authz", Name: "build_info",
 		Help: "Build information; always 1."}, []string{"version", "goversion"}).
 		WithLabelValues(version, runtime.Version()).Set(1)
-	s := &server{
-		path: *path,
-		log:  logger,
-		reloads: f.NewCounterVec(prometheus.CounterOpts{Namespace: "jwt_authz", Name: "config_reloads_total",
-			Help: "Config reloads by result (success, error)."}, []string{"result"}),
-	}
-	// At zero from the start: increase() over a series that did not exist
-	// is empty, so the first refused reload would never fire an alert.
-	s.reloads.WithLabelValues("success")
-	s.reloads.WithLabelValues("error")
-	s.env = config.Env{
-		Logger:       logger,
-		AuthzMetrics: authz.NewMetrics(reg),
-		CacheMetrics: authz.NewCacheMetrics(reg),
-		JWKSMetrics:  jwks.NewMetrics(reg),
-		Current:      &s.current,
-	}
-	s.watched = watch
-	rt, err := config.Build(cfg, s.env, nil)
+	st, err := stack.New(cfg, stack.Options{Logger: logger, Registry: reg})
 	if err != nil {
 		logger.Error("config not usable", slog.String("error", err.Error()))
 		return 1
 	}
-	s.rt = rt
-	s.current.Store(rt.Authorizer)
-	defer func() { s.mu.Lock(); s.rt.Close(); s.mu.Unlock() }()
+	defer st.Close()
+	s := &server{log: logger, st: st, watched: watch}
 
 	ga := firstNonEmpty(*grpcAddr, cfg.GetListen().GetGrpc(), config.DefaultGRPCAddr)
 	ha := firstNonEmpty(*httpAddr, cfg.GetListen().GetHttp(), config.DefaultHTTPAddr)
@@ -180,7 +115,7 @@ func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, wo 
 		logger.Error("grpc server", slog.String("error", err.Error()))
 		return 1
 	}
-	hs := envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: &s.current, Logger: logger, Limits: limits(cfg)}))
+	hs := envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: st.Current(), Limits: limits(cfg)}))
 	glis, err := net.Listen("tcp", ga)
 	if err != nil {
 		logger.Error("listen grpc", slog.String("addr", ga), slog.String("error", err.Error()))
@@ -198,10 +133,9 @@ func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, wo 
 		// auth_request, Traefik forwardAuth and Caddy forward_auth. The
 		// listener is chosen at start; a reload does not move it.
 		handler = httpauthz.Route(hz.GetPathPrefix(), httpauthz.NewHandler(httpauthz.Options{
-			Authorizer: &s.current,
+			Authorizer: st.Current(),
 			PathPrefix: hz.GetPathPrefix(),
 			Forwarded:  httpauthz.Forwarded(hz.GetForwardedHeaders()),
-			Logger:     logger,
 		}), handler)
 	}
 	httpSrv := &http.Server{
@@ -242,7 +176,7 @@ loop:
 			if snap, ok := s.watched.poll(); ok {
 				s.reload("file_changed", snap)
 			}
-			ready, _ := s.readiness()
+			ready, _ := st.Readiness()
 			if ready != serving {
 				serving = ready
 				envoy.SetServing(hs, ready)
@@ -258,9 +192,7 @@ loop:
 // traffic away, then the lameduck, then GracefulStop with a deadline so
 // in-flight Checks finish.
 func (s *server) shutdown(gs *grpc.Server, hs *health.Server, httpSrv *http.Server) {
-	s.mu.Lock()
-	cfg := s.rt.Config
-	s.mu.Unlock()
+	cfg := s.st.Config()
 	hs.Shutdown()
 	s.log.Info("shutting down")
 	if ld := cfg.GetLameduck().AsDuration(); ld > 0 {
@@ -290,29 +222,11 @@ func (s *server) shutdown(gs *grpc.Server, hs *health.Server, httpSrv *http.Serv
 // bad one is refused, logged and counted, and the old one keeps serving.
 func (s *server) reload(why string, snap snapshot) {
 	cfg, err := snap.config()
-	if err == nil {
-		s.mu.Lock()
-		var next *config.Runtime
-		next, err = config.Build(cfg, s.env, s.rt)
-		if err == nil {
-			prev := s.rt
-			s.rt = next
-			s.current.Store(next.Authorizer)
-			prev.Retire(next)
-			if !proto.Equal(prev.Config.GetListen(), cfg.GetListen()) || !proto.Equal(prev.Config.GetLimits(), cfg.GetLimits()) ||
-				!proto.Equal(prev.Config.GetHttpAuthz(), cfg.GetHttpAuthz()) {
-				s.log.Warn("listen, limits and http_authz changes take effect at the next restart")
-			}
-		}
-		s.mu.Unlock()
-	}
 	if err != nil {
-		s.reloads.WithLabelValues("error").Inc()
-		s.log.Error("config reload refused; the old config keeps serving", slog.String("trigger", why), slog.String("error", err.Error()))
+		s.st.Refused(why, err)
 		return
 	}
-	s.reloads.WithLabelValues("success").Inc()
-	s.log.Info("config reloaded", slog.String("trigger", why))
+	s.st.Reload(cfg, why)
 }
 
 func limits(cfg *configv1.Config) envoy.Limits {
@@ -368,48 +282,8 @@ func (s *server) httpHandler(reg *prometheus.Registry, withPprof bool) http.Hand
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ready, states := s.readiness()
-		type notReady struct {
-			Provider string `json:"provider"`
-			Error    string `json:"error,omitempty"`
-		}
-		bad := []notReady{}
-		for _, name := range slices.Sorted(maps.Keys(states)) {
-			if st := states[name]; !st.Ready {
-				bad = append(bad, notReady{Provider: name, Error: st.Error})
-			}
-		}
-		body := map[string]any{"ready": ready, "providers": states}
-		status := "ok"
-		switch {
-		case !ready:
-			status = "starting"
-			body["not_ready"] = bad
-		case len(bad) > 0:
-			status = "degraded"
-			body["not_ready"] = bad
-		}
-		body["status"] = status
-		w.Header().Set("Content-Type", "application/json")
-		if !ready {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		json.NewEncoder(w).Encode(body)
-	})
-	mux.HandleFunc("GET /debug/keys", func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		providers := s.rt.Providers
-		s.mu.Unlock()
-		out := make([]jwks.Status, 0, len(providers))
-		for _, p := range providers {
-			out = append(out, p.Status())
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(map[string]any{"providers": out})
-	})
+	mux.Handle("GET /readyz", s.st.ReadyHandler())
+	mux.Handle("GET /debug/keys", s.st.KeysHandler())
 	return mux
 }
 

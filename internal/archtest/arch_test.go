@@ -1,13 +1,17 @@
 // Package archtest keeps the dependency arrows pointing one way
 // (README, "Layout"): authz imports no gRPC, no Envoy types and none of our other
-// packages; jwks imports no gRPC or Envoy types; only cmd/ and config read
-// the config proto.
+// packages; jwks imports no gRPC or Envoy types; only cmd/, config and stack
+// read the config proto; stack (the running service) may import config,
+// authz, jwks, envoy and httpauthz, and only cmd/ and internal test helpers
+// import it.
 package archtest
 
 import (
 	"go/build"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,6 +59,7 @@ func TestDependencyDirection(t *testing.T) {
 			module + "/config", module + "/proto"}},
 		{"envoy", []string{module + "/jwks", module + "/config", module + "/proto"}},
 		{"httpauthz", []string{module + "/jwks", module + "/config", module + "/proto", "google.golang.org/grpc"}},
+		{"config", []string{module + "/stack", module + "/envoy", module + "/cmd"}},
 	}
 	for _, r := range rules {
 		if _, err := os.Stat(filepath.Join(root, r.pkg)); err != nil {
@@ -67,6 +72,61 @@ func TestDependencyDirection(t *testing.T) {
 					t.Errorf("%s imports %s (directly or through our packages)", r.pkg, imp)
 				}
 			}
+		}
+	}
+}
+
+// TestStackImporters: the running service is the program's to use (cmd/)
+// and its test helpers' (internal/); no library imports it, so the arrows
+// from config, authz, jwks and the adapters never point back at it.
+func TestStackImporters(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, dir := range dirs {
+		rel, _ := filepath.Rel(root, dir)
+		rel = filepath.ToSlash(rel)
+		p, err := build.ImportDir(dir, 0)
+		if err != nil {
+			continue // no Go files
+		}
+		if !slices.Contains(p.Imports, module+"/stack") {
+			continue
+		}
+		found++
+		if !strings.HasPrefix(rel, "cmd/") && !strings.HasPrefix(rel, "internal/") {
+			t.Errorf("%s imports stack: only cmd/ and internal test helpers may", rel)
+		}
+	}
+	if found == 0 {
+		t.Error("nothing imports stack: the walk is broken")
+	}
+	p, err := build.ImportDir(filepath.Join(root, "stack"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := []string{"config", "authz", "jwks", "envoy", "httpauthz", "proto/jwtauthz/config/v1"}
+	for _, imp := range p.Imports {
+		if rest, ours := strings.CutPrefix(imp, module+"/"); ours && !slices.Contains(allowed, rest) {
+			t.Errorf("stack imports %s: of ours it may import only %v", imp, allowed)
 		}
 	}
 }

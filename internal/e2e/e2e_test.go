@@ -1,6 +1,6 @@
 // Package e2e tests the demo's story end to end, in process: dev-issuer and
 // mock-target on httptest servers at 127.0.0.1:0, jwt-authz's Check path
-// (config.Parse, config.Build, the envoy adapter on a real gRPC server) from
+// (config.Parse, a stack.Stack, the envoy adapter on a real gRPC server) from
 // examples/local.yaml pointed at that dev-issuer, and a small stand-in for
 // Envoy that applies a CheckResponse's header mutations before forwarding
 // the request to mock-target's /echo.

@@ -1,5 +1,5 @@
 // Package stacktest starts jwt-authz's Check path from a YAML config, the
-// way the binary does (config.Parse, config.Build, the envoy adapter on a
+// way the binary does (config.Parse, a stack.Stack, the envoy adapter on a
 // real gRPC server on 127.0.0.1), for tests of the whole decision.
 package stacktest
 
@@ -7,7 +7,6 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,15 +20,18 @@ import (
 	"github.com/jwtauthz/jwt-authz/config"
 	"github.com/jwtauthz/jwt-authz/envoy"
 	"github.com/jwtauthz/jwt-authz/jwks"
+	"github.com/jwtauthz/jwt-authz/stack"
 )
 
 // Stack is a running Check path.
 type Stack struct {
 	Client   authv3.AuthorizationClient
 	Registry *prometheus.Registry
-	Runtime  *config.Runtime
-	Current  *atomic.Pointer[authz.Authorizer]
-	Addr     string
+	// Runtime is the running stack: key sets, readiness, reload.
+	Runtime *stack.Stack
+	// Current is the authorizer in force, for other adapters.
+	Current *authz.Current
+	Addr    string
 }
 
 // Options tune Start.
@@ -51,30 +53,19 @@ func Start(t testing.TB, yaml string, o Options) *Stack {
 		t.Fatalf("config: %v", err)
 	}
 	reg := prometheus.NewRegistry()
-	cur := &atomic.Pointer[authz.Authorizer]{}
-	env := config.Env{
-		AuthzMetrics: authz.NewMetrics(reg),
-		CacheMetrics: authz.NewCacheMetrics(reg),
-		JWKSMetrics:  jwks.NewMetrics(reg),
-		Current:      cur,
-		Clock:        o.Clock,
-		Now:          o.Now,
-	}
-	rt, err := config.Build(cfg, env, nil)
+	rt, err := stack.New(cfg, stack.Options{Registry: reg, Clock: o.Clock, Now: o.Now})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
 	t.Cleanup(rt.Close)
-	cur.Store(rt.Authorizer)
 	if !o.NoWait {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		for _, p := range rt.Providers {
-			if err := p.WaitReady(ctx); err != nil {
-				t.Fatalf("provider %s not ready: %v", p.Name(), err)
-			}
+		if err := rt.WaitReady(ctx); err != nil {
+			t.Fatalf("not ready: %v", err)
 		}
 	}
+	cur := rt.Current()
 	gs := grpc.NewServer()
 	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur}))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -465,11 +465,15 @@ func (x *Provider) GetSkipAudienceCheck() bool {
 
 type JWKS struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Exactly one of uri | discovery | file | inline.
-	Uri       string `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
-	Discovery bool   `protobuf:"varint,2,opt,name=discovery,proto3" json:"discovery,omitempty"`
-	File      string `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
-	Inline    string `protobuf:"bytes,4,opt,name=inline,proto3" json:"inline,omitempty"`
+	// Where the keys come from: exactly one of uri | discovery | file | inline.
+	//
+	// Types that are valid to be assigned to Source:
+	//
+	//	*JWKS_Uri
+	//	*JWKS_Discovery
+	//	*JWKS_File
+	//	*JWKS_Inline
+	Source isJWKS_Source `protobuf_oneof:"source"`
 	// Background refresh at most this far apart. Default 900s.
 	RefreshInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=refresh_interval,json=refreshInterval,proto3" json:"refresh_interval,omitempty"`
 	// Never fetch more often, unknown-kid refetches included. Default 30s.
@@ -516,30 +520,45 @@ func (*JWKS) Descriptor() ([]byte, []int) {
 	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *JWKS) GetSource() isJWKS_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 func (x *JWKS) GetUri() string {
 	if x != nil {
-		return x.Uri
+		if x, ok := x.Source.(*JWKS_Uri); ok {
+			return x.Uri
+		}
 	}
 	return ""
 }
 
 func (x *JWKS) GetDiscovery() bool {
 	if x != nil {
-		return x.Discovery
+		if x, ok := x.Source.(*JWKS_Discovery); ok {
+			return x.Discovery
+		}
 	}
 	return false
 }
 
 func (x *JWKS) GetFile() string {
 	if x != nil {
-		return x.File
+		if x, ok := x.Source.(*JWKS_File); ok {
+			return x.File
+		}
 	}
 	return ""
 }
 
 func (x *JWKS) GetInline() string {
 	if x != nil {
-		return x.Inline
+		if x, ok := x.Source.(*JWKS_Inline); ok {
+			return x.Inline
+		}
 	}
 	return ""
 }
@@ -578,6 +597,36 @@ func (x *JWKS) GetAllowInsecureHttp() bool {
 	}
 	return false
 }
+
+type isJWKS_Source interface {
+	isJWKS_Source()
+}
+
+type JWKS_Uri struct {
+	// The JWKS URL: https, or http for a loopback host or with
+	// allow_insecure_http.
+	Uri string `protobuf:"bytes,1,opt,name=uri,proto3,oneof"`
+}
+
+type JWKS_Discovery struct {
+	Discovery bool `protobuf:"varint,2,opt,name=discovery,proto3,oneof"`
+}
+
+type JWKS_File struct {
+	File string `protobuf:"bytes,3,opt,name=file,proto3,oneof"`
+}
+
+type JWKS_Inline struct {
+	Inline string `protobuf:"bytes,4,opt,name=inline,proto3,oneof"`
+}
+
+func (*JWKS_Uri) isJWKS_Source() {}
+
+func (*JWKS_Discovery) isJWKS_Source() {}
+
+func (*JWKS_File) isJWKS_Source() {}
+
+func (*JWKS_Inline) isJWKS_Source() {}
 
 type TokenSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1446,18 +1495,19 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\x0epayload_header\x18\f \x01(\tR\rpayloadHeader\x12(\n" +
 	"\rforward_token\x18\r \x01(\bH\x00R\fforwardToken\x88\x01\x01\x12.\n" +
 	"\x13skip_audience_check\x18\x0e \x01(\bR\x11skipAudienceCheckB\x10\n" +
-	"\x0e_forward_token\"\x84\x03\n" +
-	"\x04JWKS\x12\x10\n" +
-	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x1c\n" +
-	"\tdiscovery\x18\x02 \x01(\bR\tdiscovery\x12\x12\n" +
-	"\x04file\x18\x03 \x01(\tR\x04file\x12\x16\n" +
-	"\x06inline\x18\x04 \x01(\tR\x06inline\x12D\n" +
+	"\x0e_forward_token\"\x96\x03\n" +
+	"\x04JWKS\x12\x12\n" +
+	"\x03uri\x18\x01 \x01(\tH\x00R\x03uri\x12\x1e\n" +
+	"\tdiscovery\x18\x02 \x01(\bH\x00R\tdiscovery\x12\x14\n" +
+	"\x04file\x18\x03 \x01(\tH\x00R\x04file\x12\x18\n" +
+	"\x06inline\x18\x04 \x01(\tH\x00R\x06inline\x12D\n" +
 	"\x10refresh_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0frefreshInterval\x12K\n" +
 	"\x14min_refresh_interval\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x12minRefreshInterval\x12>\n" +
 	"\rfetch_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\ffetchTimeout\x12\x1d\n" +
 	"\n" +
 	"cache_file\x18\b \x01(\tR\tcacheFile\x12.\n" +
-	"\x13allow_insecure_http\x18\t \x01(\bR\x11allowInsecureHttp\"\x85\x01\n" +
+	"\x13allow_insecure_http\x18\t \x01(\bR\x11allowInsecureHttpB\b\n" +
+	"\x06source\"\x85\x01\n" +
 	"\vTokenSource\x12:\n" +
 	"\x06header\x18\x01 \x01(\v2 .jwtauthz.config.v1.HeaderSourceH\x00R\x06header\x12\x16\n" +
 	"\x05query\x18\x02 \x01(\tH\x00R\x05query\x12\x18\n" +
@@ -1594,6 +1644,12 @@ func file_jwtauthz_config_v1_config_proto_init() {
 		return
 	}
 	file_jwtauthz_config_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
+	file_jwtauthz_config_v1_config_proto_msgTypes[4].OneofWrappers = []any{
+		(*JWKS_Uri)(nil),
+		(*JWKS_Discovery)(nil),
+		(*JWKS_File)(nil),
+		(*JWKS_Inline)(nil),
+	}
 	file_jwtauthz_config_v1_config_proto_msgTypes[5].OneofWrappers = []any{
 		(*TokenSource_Header)(nil),
 		(*TokenSource_Query)(nil),

@@ -677,7 +677,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{name: "no name", opts: jwks.Options{URI: "https://idp.example.com/jwks"}, want: "name is required"},
 		{name: "relative uri", opts: jwks.Options{Name: "a", URI: "/jwks"}, want: "uri:"},
 		{name: "discovery without issuer", opts: jwks.Options{Name: "a", Discovery: true}, want: "issuer"},
-		{name: "min above max", opts: jwks.Options{Name: "a", URI: "https://idp.example.com/jwks", MinRefreshInterval: time.Hour}, want: "exceeds refresh_interval"},
+		{name: "min above max", opts: jwks.Options{Name: "a", URI: "https://idp.example.com/jwks", MinRefreshInterval: time.Hour}, want: "must not exceed refresh_interval"},
 		{name: "negative", opts: jwks.Options{Name: "a", URI: "https://idp.example.com/jwks", FetchTimeout: -1}, want: "fetch_timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
