@@ -71,6 +71,16 @@ func (m *Metrics) initSeries(providers []string) {
 	}
 }
 
+// Forget deletes the checks_total series of a provider that left the
+// config, so that neither its zero-initialised series nor its old counts
+// linger as if it still answered.
+func (m *Metrics) Forget(provider string) {
+	if m == nil {
+		return
+	}
+	m.checks.DeletePartialMatch(prometheus.Labels{"provider": provider})
+}
+
 func (m *Metrics) observe(d *Decision, took time.Duration) {
 	if m == nil {
 		return

@@ -289,12 +289,12 @@ func (s *Stack) retire(prev, next *generation) {
 			ks.Close()
 		}
 	}
-	if s.jwksMetrics == nil {
-		return
-	}
 	for _, pc := range prev.cfg.GetProviders() {
 		if !names[pc.GetName()] {
-			s.jwksMetrics.Forget(pc.GetName())
+			s.authzMetrics.Forget(pc.GetName())
+			if s.jwksMetrics != nil {
+				s.jwksMetrics.Forget(pc.GetName())
+			}
 		}
 	}
 }
