@@ -120,7 +120,6 @@ func refetch(t *testing.T, s *stacktest.Stack, clk *jwkstest.Clock, key crypto.S
 	}
 }
 
-
 func invalidToken(desc string) string {
 	return secRealm + `, error="invalid_token", error_description="` + desc + `"`
 }
@@ -278,7 +277,7 @@ func TestWeakKeysNeverVerify(t *testing.T) {
 			assertDecision(t, s.Check(t, stacktest.Req{Token: tc.tok}), tc.want)
 		})
 	}
-	if keys := s.Runtime.Providers[0].Status().Keys; len(keys) != 1 || keys[0].KID != "good" {
+	if keys := s.Runtime.KeySets()[0].Status().Keys; len(keys) != 1 || keys[0].KID != "good" {
 		t.Errorf("usable keys = %+v, want only \"good\"", keys)
 	}
 }
