@@ -425,7 +425,7 @@ func strictViolation(tok string) string {
 	}
 	r := strings.NewReader(string(mustDecode(parts[1])))
 	d := josejson.NewDecoder(r)
-	d.UseNumber()
+	d.SetNumberType(josejson.UnmarshalJSONNumber)
 	var pm map[string]any
 	if err := d.Decode(&pm); err != nil {
 		return "payload json: " + err.Error()
