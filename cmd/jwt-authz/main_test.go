@@ -11,33 +11,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
+	"github.com/jwtauthz/jwt-authz/internal/logbuf"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -87,7 +69,7 @@ func TestVersionAndUsage(t *testing.T) {
 // proc is a jwt-authz serve running in this process.
 type proc struct {
 	grpc, http string
-	logs       *syncBuffer
+	logs       *logbuf.Buffer
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when serve returned
 	code       int
@@ -104,7 +86,7 @@ func startServe(t *testing.T, cfgPath string) *proc {
 func startServeWith(t *testing.T, cfgPath string, wo watchOptions) *proc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{logs: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	p := &proc{logs: &logbuf.Buffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		p.code = serveWith(ctx, []string{"-config", cfgPath, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, io.Discard, p.logs, wo)
