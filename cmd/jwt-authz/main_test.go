@@ -323,7 +323,8 @@ func TestReloadOnConfigMapSymlinkSwap(t *testing.T) {
 }
 
 // TestMetricNamesLint runs Prometheus' own linter over everything /metrics
-// serves, and checks the jwt_authz_* names against the documented list.
+// serves. That every jwt_authz_* family is documented, with its type, is
+// TestReferenceListsEveryMetric's.
 func TestMetricNamesLint(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
@@ -337,22 +338,6 @@ func TestMetricNamesLint(t *testing.T) {
 	for _, pr := range problems {
 		if strings.HasPrefix(pr.Metric, "jwt_authz_") {
 			t.Errorf("%s: %s", pr.Metric, pr.Text)
-		}
-	}
-	contract := map[string]bool{
-		"jwt_authz_checks_total": true, "jwt_authz_check_duration_seconds": true,
-		"jwt_authz_jwks_fetches_total": true, "jwt_authz_jwks_unknown_kid_refetches_total": true,
-		"jwt_authz_jwks_last_success_timestamp_seconds": true, "jwt_authz_jwks_keys": true,
-		"jwt_authz_token_cache_lookups_total": true, "jwt_authz_token_cache_entries": true,
-		"jwt_authz_config_reloads_total": true, "jwt_authz_build_info": true,
-		"jwt_authz_provider_ready": true,
-	}
-	for _, line := range strings.Split(text, "\n") {
-		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			name, _, _ = strings.Cut(name, " ")
-			if strings.HasPrefix(name, "jwt_authz_") && !contract[name] {
-				t.Errorf("metric %s is not in the documented list", name)
-			}
 		}
 	}
 }
