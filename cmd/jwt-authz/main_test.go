@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/jwtauthz/jwt-authz/internal/logbuf"
+	"github.com/jwtauthz/jwt-authz/internal/stacktest"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
@@ -139,24 +140,18 @@ func writeConfig(t *testing.T, path, yaml string) {
 	}
 }
 
-const serveYAML = `
-providers:
-- name: auth0
-  issuer: %q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %q}
-  claim_headers: [{claim: "sub", header: "x-jwt-sub"}]
-rules:
-- name: api
-  match: {path_prefix: "/"}
-  require: {scopes: [%q]}
-`
+// serveYAML is the config most serve tests run: iss as provider auth0 with
+// an x-jwt-sub claim header, and one rule that wants scope everywhere.
+func serveYAML(iss *jwkstest.Issuer, scope string) string {
+	return "providers:\n" + stacktest.Provider("auth0", iss, "", `claim_headers: [{claim: sub, header: x-jwt-sub}]`) +
+		fmt.Sprintf("rules:\n- name: api\n  match: {path_prefix: \"/\"}\n  require: {scopes: [%q]}\n", scope)
+}
 
 func TestServeEndpointsCheckReloadAndShutdown(t *testing.T) {
 	iss := jwkstest.New(t, jwkstest.Options{})
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "jwt-authz.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
+	writeConfig(t, cfg, serveYAML(iss, "read:target"))
 	p := startServe(t, cfg)
 
 	eventually(t, "readyz 200", func() bool { code, _ := p.get(t, "/readyz"); return code == 200 })
@@ -182,7 +177,7 @@ func TestServeEndpointsCheckReloadAndShutdown(t *testing.T) {
 	}
 
 	// Reload on a change of the file: the rule now needs another scope.
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "write:target"))
+	writeConfig(t, cfg, serveYAML(iss, "write:target"))
 	eventually(t, "reloaded config to deny", func() bool {
 		code, _ := p.check(t, "-token", tok, "-path", "/echo")
 		return code == 1
@@ -197,7 +192,7 @@ func TestServeEndpointsCheckReloadAndShutdown(t *testing.T) {
 		t.Fatalf("after a bad reload: exit %d\n%s", code, out)
 	}
 	// SIGHUP reloads too.
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
+	writeConfig(t, cfg, serveYAML(iss, "read:target"))
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	eventually(t, "reloaded config to allow", func() bool {
 		code, _ := p.check(t, "-token", tok, "-path", "/echo")
@@ -265,7 +260,7 @@ func TestServeHTTPAuthzMode(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target")+"http_authz: {enabled: true}\n")
+	writeConfig(t, cfg, serveYAML(iss, "read:target")+"http_authz: {enabled: true}\n")
 	p := startServe(t, cfg)
 	eventually(t, "ready", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
 	req, _ := http.NewRequest("GET", "http://"+p.http+"/authz/echo", nil)
@@ -294,7 +289,7 @@ func TestReloadOnConfigMapSymlinkSwap(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name, "config.yaml"), []byte(fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), scope)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name, "config.yaml"), []byte(serveYAML(iss, scope)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		tmp := filepath.Join(dir, "..data_tmp")
