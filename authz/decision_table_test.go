@@ -75,19 +75,11 @@ func (i tableIssuer) keys() authz.StaticKeys {
 // claims are an Auth0 client-credentials token's claims at now, with
 // changes applied (a nil value deletes the claim).
 func (i tableIssuer) claims(now time.Time, changes map[string]any) map[string]any {
-	c := map[string]any{
+	return jwkstest.With(map[string]any{
 		"iss": i.iss, "sub": "client-1@clients", "aud": jwkstest.Audience,
 		"iat": now.Unix(), "exp": now.Unix() + 3600,
 		"scope": jwkstest.Scope, "gty": "client-credentials", "azp": jwkstest.ClientID,
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
+	}, changes)
 }
 
 // sign signs claims with the issuer's key; header entries override or add
@@ -278,7 +270,7 @@ func TestDecisionEveryReason(t *testing.T) {
 			deny401(authz.ReasonUnknownIssuer, "the token has no issuer")},
 		{"issuer not allowed by rule", tableReq{Path: "/admin", Token: tok(b, map[string]any{"scope": "admin:write"})},
 			deny401(authz.ReasonUnknownIssuer, "the token's issuer is not accepted on this route")},
-		{"alg none", tableReq{Path: "/echo", Token: unsignedToken("nOnE", a0.claims(w.now, nil))},
+		{"alg none", tableReq{Path: "/echo", Token: jwkstest.Unsigned("nOnE", a0.claims(w.now, nil))},
 			deny401(authz.ReasonDisallowedAlgorithm, "unsigned tokens are not accepted")},
 		{"HS256 with the RSA public key as secret", tableReq{Path: "/echo", Token: hmacWithPublicKey(t, a0.kid, a0.key.Public().(*rsa.PublicKey), a0.claims(w.now, nil))},
 			deny401(authz.ReasonDisallowedAlgorithm, "the token's algorithm is not accepted")},
@@ -535,15 +527,6 @@ func TestDecisionMatchersAndRequirements(t *testing.T) {
 	}
 }
 
-// unsignedToken is an alg-none token with a junk signature part (so it
-// has three non-empty parts).
-func unsignedToken(alg string, claims map[string]any) string {
-	h, _ := json.Marshal(map[string]any{"alg": alg, "typ": "JWT"})
-	p, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString(h) + "." + enc.EncodeToString(p) + ".AA"
-}
-
 // hmacWithPublicKey signs HS256 with the PEM of an RSA public key as the
 // secret: the classic algorithm-confusion attack.
 func hmacWithPublicKey(tb testing.TB, kid string, pub *rsa.PublicKey, claims map[string]any) string {
@@ -565,11 +548,5 @@ func hmacWithPublicKey(tb testing.TB, kid string, pub *rsa.PublicKey, claims map
 // tamperScope grants the token admin:write in its payload and keeps its
 // signature.
 func tamperScope(tok string) string {
-	parts := strings.Split(tok, ".")
-	p, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c map[string]any
-	json.Unmarshal(p, &c)
-	c["scope"] = "read:target admin:write"
-	nb, _ := json.Marshal(c)
-	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(nb) + "." + parts[2]
+	return jwkstest.Tamper(tok, map[string]any{"scope": "read:target admin:write"})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,15 +110,7 @@ func newWorld(t *testing.T) *world {
 // with returns the issuer's claims for sub with changes applied (a nil
 // value deletes the claim).
 func with(i *jwkstest.Issuer, changes map[string]any) map[string]any {
-	c := i.Claims("client-1@clients")
-	for k, v := range changes {
-		if v == nil {
-			delete(c, k)
-			continue
-		}
-		c[k] = v
-	}
-	return c
+	return jwkstest.With(i.Claims("client-1@clients"), changes)
 }
 
 type want struct {
@@ -160,7 +151,7 @@ func TestEveryReason(t *testing.T) {
 			want: want{reason: "malformed_token", http: 401, grpc: 16, challenge: inv("the token is malformed: not a JWS compact serialization")}},
 		{name: "unknown issuer", req: stacktest.Req{Path: "/echo", Token: w.a.Sign(t, with(w.a, map[string]any{"iss": "https://evil.example/"}))},
 			want: want{reason: "unknown_issuer", http: 401, grpc: 16, challenge: inv("the token's issuer is not accepted")}},
-		{name: "alg none", req: stacktest.Req{Path: "/echo", Token: unsigned(t, "nOnE", w.a.Claims("s"))},
+		{name: "alg none", req: stacktest.Req{Path: "/echo", Token: jwkstest.Unsigned("nOnE", w.a.Claims("s"))},
 			want: want{reason: "disallowed_algorithm", http: 401, grpc: 16, challenge: inv("unsigned tokens are not accepted")}},
 		{name: "jku x5u jwk headers never fetched", req: stacktest.Req{Path: "/echo", Token: jwkstest.SignToken(t, "RS256", w.b.Key(w.b.KID()),
 			map[string]any{"kid": "attacker", "jku": w.attacker.URL + "/jwks", "x5u": w.attacker.URL + "/x5u"}, w.a.Claims("s"))},
@@ -261,25 +252,10 @@ func assertDecision(t *testing.T, resp *authv3.CheckResponse, w want) {
 	}
 }
 
-// unsigned makes an alg-none token with an empty signature part replaced
-// by junk (so it has three non-empty parts).
-func unsigned(t *testing.T, alg string, claims map[string]any) string {
-	t.Helper()
-	h, _ := json.Marshal(map[string]any{"alg": alg, "typ": "JWT"})
-	p, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString(h) + "." + enc.EncodeToString(p) + ".AA"
-}
-
-// tamper changes the payload of a token and keeps its signature.
+// tamper grants the token admin:write in its payload and keeps its
+// signature.
 func tamper(tok string) string {
-	parts := strings.Split(tok, ".")
-	p, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c map[string]any
-	json.Unmarshal(p, &c)
-	c["scope"] = "read:target admin:write"
-	nb, _ := json.Marshal(c)
-	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(nb) + "." + parts[2]
+	return jwkstest.Tamper(tok, map[string]any{"scope": "read:target admin:write"})
 }
 
 func TestKeysUnavailable(t *testing.T) {

@@ -294,7 +294,7 @@ func TestApigeeBodies(t *testing.T) {
 		{stacktest.Req{Path: "/admin"}, 401, "steps.jwt.FailedToDecode"},
 		{stacktest.Req{Path: "/admin", Token: "a.b"}, 401, "steps.jwt.FailedToDecode"},
 		{stacktest.Req{Path: "/admin", Token: a.Sign(t, with(a, map[string]any{"iss": "x"}))}, 401, "steps.jwt.JwtIssuerMismatch"},
-		{stacktest.Req{Path: "/admin", Token: unsigned(t, "none", a.Claims("s"))}, 401, "steps.jwt.AlgorithmMismatch"},
+		{stacktest.Req{Path: "/admin", Token: jwkstest.Unsigned("none", a.Claims("s"))}, 401, "steps.jwt.AlgorithmMismatch"},
 		{stacktest.Req{Path: "/admin", Token: a.SignWith(t, a.KID(), map[string]any{"kid": "zz"}, a.Claims("s"))}, 401, "steps.jwt.NoMatchingPublicKey"},
 		{stacktest.Req{Path: "/admin", Token: tamper(a.Sign(t, a.Claims("s")))}, 401, "steps.jwt.InvalidToken"},
 		{stacktest.Req{Path: "/admin", Token: a.Sign(t, with(a, map[string]any{"exp": 1000}))}, 401, "steps.jwt.TokenExpired"},
