@@ -550,3 +550,72 @@ func hmacWithPublicKey(tb testing.TB, kid string, pub *rsa.PublicKey, claims map
 func tamperScope(tok string) string {
 	return jwkstest.Tamper(tok, map[string]any{"scope": "read:target admin:write"})
 }
+
+// TestDecisionDryRun: under a dry-run rule every request is allowed with
+// reason dry_run and the reason it would have had; a valid token's claims
+// reach the upstream and forward_token: false still keeps the token from
+// it; an invalid or missing token sets no claim header and removes them
+// all.
+func TestDecisionDryRun(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	a, is := newRulesAuthorizer(t, now)
+	a0 := is["auth0"]
+	good := a0.sign(t, nil, a0.claims(now, nil))
+	trial := a0.sign(t, nil, a0.claims(now, map[string]any{"scope": "trial:use"}))
+	allHeaders := []string{"x-jwt-sub", "x-jwt-scope", "x-tenant", "x-org-id", "x-jwt-payload"}
+	for _, tc := range []struct {
+		name        string
+		req         tableReq
+		would       authz.Reason
+		setsSub     bool
+		removeToken bool // authorization in the removed headers
+		removeQuery []string
+	}{
+		{"would deny a valid token", tableReq{Path: "/trial", Token: good}, authz.ReasonInsufficientScope, true, true, nil},
+		{"would allow", tableReq{Path: "/trial", Token: trial}, authz.ReasonOK, true, true, nil},
+		{"query token", tableReq{Path: "/trial?access_token=" + good}, authz.ReasonInsufficientScope, true, false, []string{"access_token"}},
+		{"invalid token", tableReq{Path: "/trial", Token: tamperScope(good)}, authz.ReasonInvalidSignature, false, false, nil},
+		{"no token", tableReq{Path: "/trial"}, authz.ReasonMissingToken, false, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := tc.req.request()
+			r.Headers["x-jwt-sub"] = "spoofed"
+			d := a.Check(t.Context(), r)
+			if !d.Allow || d.Reason != authz.ReasonDryRun || d.WouldReason != tc.would || d.Status != 200 || d.Rule != "trial" {
+				t.Fatalf("decision = %v %s (would %s) %d rule %q; want allowed dry_run (would %s) under trial",
+					d.Allow, d.Reason, d.WouldReason, d.Status, d.Rule, tc.would)
+			}
+			var sub string
+			for _, h := range d.Headers {
+				if h.Name == "x-jwt-sub" {
+					sub = h.Value
+				}
+			}
+			if tc.setsSub != (sub == "client-1@clients") || (!tc.setsSub && len(d.Headers) != 0) {
+				t.Errorf("headers = %v; want the token's claims: %v", d.Headers, tc.setsSub)
+			}
+			removed := map[string]bool{}
+			for _, h := range d.RemoveHeaders {
+				removed[h] = true
+			}
+			if removed["authorization"] != tc.removeToken {
+				t.Errorf("authorization removed = %v, want %v (%v)", removed["authorization"], tc.removeToken, d.RemoveHeaders)
+			}
+			if !tc.setsSub {
+				for _, h := range allHeaders {
+					if !removed[h] {
+						t.Errorf("claim header %s not removed without a valid token (%v)", h, d.RemoveHeaders)
+					}
+				}
+			}
+			if diff := cmp.Diff(tc.removeQuery, d.RemoveQuery); diff != "" {
+				t.Errorf("removed query (-want +got):\n%s", diff)
+			}
+			if d.Body != nil || d.Challenge != "" {
+				t.Errorf("a dry-run allow carries a body or challenge: %q %q", d.Body, d.Challenge)
+			}
+		})
+	}
+}
