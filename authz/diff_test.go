@@ -425,7 +425,7 @@ func strictViolation(tok string) string {
 	}
 	r := strings.NewReader(string(mustDecode(parts[1])))
 	d := josejson.NewDecoder(r)
-	d.UseNumber()
+	d.SetNumberType(josejson.UnmarshalJSONNumber)
 	var pm map[string]any
 	if err := d.Decode(&pm); err != nil {
 		return "payload json: " + err.Error()
@@ -488,18 +488,10 @@ func diffCorpus(tb testing.TB) []diffCase {
 	k := diffKeys(tb)
 	enc := base64.RawURLEncoding
 	cl := func(mod map[string]any) map[string]any {
-		c := map[string]any{
+		return jwkstest.With(map[string]any{
 			"iss": diffIssuer, "sub": "client-1", "aud": diffAud,
 			"iat": diffNow.Add(-time.Minute).Unix(), "exp": diffNow.Add(time.Hour).Unix(),
-		}
-		for n, v := range mod {
-			if v == nil {
-				delete(c, n)
-				continue
-			}
-			c[n] = v
-		}
-		return c
+		}, mod)
 	}
 	sign := func(alg string, key crypto.Signer, kid string, mod map[string]any) string {
 		h := map[string]any{"kid": kid}

@@ -39,6 +39,7 @@ func sameKey(a, b *Key) bool {
 		return ok && pa.E == pb.E && pa.N.Cmp(pb.N) == 0
 	case *ecdsa.PublicKey:
 		pb, ok := b.Public.(*ecdsa.PublicKey)
+		//lint:ignore SA1019 reading public coordinates to compare them; Bytes and Equal allocate on the cache-hit path
 		return ok && pa.Curve == pb.Curve && pa.X.Cmp(pb.X) == 0 && pa.Y.Cmp(pb.Y) == 0
 	case ed25519.PublicKey:
 		pb, ok := b.Public.(ed25519.PublicKey)

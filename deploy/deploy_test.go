@@ -27,28 +27,16 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
+	"github.com/jwtauthz/jwt-authz/deploy/internal/k8sobj"
+	"github.com/jwtauthz/jwt-authz/internal/metriclist"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
 )
 
 // projectName is what `docker compose` would take from the file's `name:`; compose-go needs one.
 const projectName = "jwt-authz-demo"
 
-// exportedMetrics are the metric names jwt-authz exports (docs/reference.md), with the series a histogram adds.
-var exportedMetrics = map[string]bool{
-	"jwt_authz_checks_total":                        true,
-	"jwt_authz_check_duration_seconds_bucket":       true,
-	"jwt_authz_check_duration_seconds_sum":          true,
-	"jwt_authz_check_duration_seconds_count":        true,
-	"jwt_authz_jwks_fetches_total":                  true,
-	"jwt_authz_jwks_unknown_kid_refetches_total":    true,
-	"jwt_authz_jwks_last_success_timestamp_seconds": true,
-	"jwt_authz_jwks_keys":                           true,
-	"jwt_authz_provider_ready":                      true,
-	"jwt_authz_token_cache_lookups_total":           true,
-	"jwt_authz_token_cache_entries":                 true,
-	"jwt_authz_config_reloads_total":                true,
-	"jwt_authz_build_info":                          true,
-}
+// exportedMetrics are the series jwt-authz exports (docs/reference.md's metrics table).
+var exportedMetrics = metriclist.Series()
 
 // repoRoot is the module root; go test runs in deploy/.
 func repoRoot(t *testing.T) string {
@@ -430,14 +418,7 @@ func TestComposeWiring(t *testing.T) {
 			StaticConfigs []staticConfig `json:"static_configs"`
 		} `json:"scrape_configs"`
 	}
-	promFile := hostPath(p.Services["prometheus"], "/etc/prometheus/prometheus.yml")
-	promYAML, err := os.ReadFile(promFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.UnmarshalStrict(promYAML, &prom); err != nil {
-		t.Fatalf("prometheus.yml: %v", err)
-	}
+	unmarshalStrictFile(t, hostPath(p.Services["prometheus"], "/etc/prometheus/prometheus.yml"), &prom)
 	// The alert rules are loaded: every rule file is mounted from deploy/prometheus/alerts.yaml.
 	if len(prom.RuleFiles) != 1 || hostPath(p.Services["prometheus"], prom.RuleFiles[0]) != filepath.Join(root, "deploy/prometheus/alerts.yaml") {
 		t.Errorf("prometheus.yml rule_files %q: want the mounted deploy/prometheus/alerts.yaml", prom.RuleFiles)
@@ -784,13 +765,16 @@ func readYAMLTree(t *testing.T, file string) map[string]any {
 	return root
 }
 
+// unmarshalStrictFile decodes a YAML file as strictly as the deploy
+// module's other files are (k8sobj.StrictYAML: duplicate keys, unknown
+// fields and fields in the wrong letter case fail).
 func unmarshalStrictFile(t *testing.T, file string, v any) {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.UnmarshalStrict(data, v); err != nil {
+	if err := k8sobj.StrictYAML(data, v); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
 }

@@ -14,22 +14,16 @@ import (
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
-const keysYAML = `
-providers:
-- name: auth0
-  issuer: %q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %q, refresh_interval: "900s", min_refresh_interval: "30s", fetch_timeout: "1s"%s}
-token_cache: {max_entries: 1000}
-`
-
+// keysStack runs provider auth0 for iss with the key tests' refresh
+// settings and a token cache; extra adds to its jwks mapping.
 func keysStack(t *testing.T, iss *jwkstest.Issuer, clk *jwkstest.Clock, extra string, noWait bool) *stacktest.Stack {
 	t.Helper()
 	o := stacktest.Options{NoWait: noWait}
 	if clk != nil { // a nil *Clock in the interface would not be nil
 		o.Clock = clk
 	}
-	return stacktest.Start(t, fmt.Sprintf(keysYAML, iss.IssuerURL(), iss.JWKSURL(), extra), o)
+	jwks := `refresh_interval: "900s", min_refresh_interval: "30s", fetch_timeout: "1s"` + extra
+	return stacktest.Start(t, "providers:\n"+stacktest.Provider("auth0", iss, jwks)+"token_cache: {max_entries: 1000}\n", o)
 }
 
 func reasonOf(t *testing.T, s *stacktest.Stack, tok string) string {

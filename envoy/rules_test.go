@@ -93,6 +93,11 @@ func newRulesWorld(t *testing.T, extra string) *rulesWorld {
 	return w
 }
 
+// TestMatchersAndRequirements is a gRPC smoke test that each part of a
+// CheckRequest the rules read (method, host, path and query, headers,
+// cookies, context_extensions) reaches them. The exhaustive matcher and
+// requirement table runs in authz on static keys
+// (authz/decision_table_test.go, TestDecisionMatchersAndRequirements).
 func TestMatchersAndRequirements(t *testing.T) {
 	t.Parallel()
 	w := newRulesWorld(t, "")
@@ -106,49 +111,16 @@ func TestMatchersAndRequirements(t *testing.T) {
 		req  stacktest.Req
 		want string // reason
 	}{
-		{"regex matches", stacktest.Req{Path: "/v2/items/42", Token: good}, "ok"},
-		{"regex is anchored", stacktest.Req{Path: "/v2/items/42/more", Token: good}, "no_matching_rule"},
 		{"regex method mixed case", stacktest.Req{Method: "post", Path: "/v1/items", Token: good}, "ok"},
-		{"regex method not listed", stacktest.Req{Method: "DELETE", Path: "/v1/items", Token: good}, "no_matching_rule"},
 		{"no token and no rule", stacktest.Req{Method: "DELETE", Path: "/v1/items"}, "no_matching_rule"},
 		{"host exact with port", stacktest.Req{Path: "/t/x", Host: "API.example.com:8443", Token: rich}, "ok"},
-		{"host wildcard", stacktest.Req{Path: "/t/x", Host: "acme.tenants.example.com", Token: rich}, "ok"},
-		{"host wildcard needs a label", stacktest.Req{Path: "/t/x", Host: "tenants.example.com", Token: rich}, "no_matching_rule"},
-		{"host other", stacktest.Req{Path: "/t/x", Host: "evil.com", Token: rich}, "no_matching_rule"},
-		{"namespaced claim mismatch", stacktest.Req{Path: "/t/x", Token: good}, "claim_mismatch"},
-		{"number and bool claims", stacktest.Req{Path: "/exact", Token: rich}, "ok"},
-		{"number claim other value", stacktest.Req{Path: "/exact", Token: tok(map[string]any{"level": 5, "beta": true})}, "claim_mismatch"},
-		{"bool as string does not match", stacktest.Req{Path: "/exact", Token: tok(map[string]any{"level": 3, "beta": "true"})}, "claim_mismatch"},
-		{"exact is exact", stacktest.Req{Path: "/exact/", Token: rich}, "no_matching_rule"},
-		{"nested and array claims", stacktest.Req{Path: "/org", Token: rich}, "ok"},
-		{"array claim lacks value", stacktest.Req{Path: "/org", Token: tok(map[string]any{"org": map[string]any{"id": "o-1"}, "roles": []string{"viewer"}})}, "claim_mismatch"},
-		{"nested path absent", stacktest.Req{Path: "/org", Token: tok(map[string]any{"roles": []string{"editor"}})}, "claim_mismatch"},
-		{"prefix is whole segments", stacktest.Req{Path: "/publicity"}, "no_matching_rule"},
 		{"anonymous", stacktest.Req{Path: "/public/x"}, "anonymous"},
-		{"anonymous with a bad token", stacktest.Req{Path: "/public/x", Token: tamper(good)}, "invalid_signature"},
 		{"encoded slash into admin", stacktest.Req{Path: "/public%2F..%2Fadmin", Token: good}, "insufficient_scope"},
-		{"backslash into admin", stacktest.Req{Path: "/public\\..\\admin", Token: good}, "insufficient_scope"},
-		{"double slash into admin", stacktest.Req{Path: "//admin", Token: good}, "insufficient_scope"},
-		{"encoded dots into admin", stacktest.Req{Path: "/public/%2e%2e/admin", Token: good}, "insufficient_scope"},
-		{"paths are case-sensitive", stacktest.Req{Path: "/ADMIN", Token: good}, "no_matching_rule"},
-		{"provider not listed", stacktest.Req{Path: "/other", Token: good}, "unknown_issuer"},
-		{"provider listed", stacktest.Req{Path: "/other", Token: w.b.Sign(t, w.b.Claims("s"))}, "ok"},
 		{"cors preflight", stacktest.Req{Method: "OPTIONS", Path: "/cors", Headers: map[string]string{"origin": "https://app.example", "access-control-request-method": "GET"}}, "anonymous"},
-		{"cors preflight without origin", stacktest.Req{Method: "OPTIONS", Path: "/cors", Headers: map[string]string{"access-control-request-method": "GET"}}, "missing_token"},
-		{"options without preflight header", stacktest.Req{Method: "OPTIONS", Path: "/cors"}, "missing_token"},
-		{"preflight not allowed elsewhere", stacktest.Req{Method: "OPTIONS", Path: "/admin", Headers: map[string]string{"access-control-request-method": "GET"}}, "missing_token"},
 		{"token in query", stacktest.Req{Path: "/v1/items?access_token=" + good}, "ok"},
 		{"token in cookie", stacktest.Req{Path: "/v1/items", Headers: map[string]string{"cookie": "a=1; at=" + good + "; b=2"}}, "ok"},
-		{"token in header and query", stacktest.Req{Path: "/v1/items?access_token=" + good, Token: good}, "malformed_token"},
-		{"dry run", stacktest.Req{Path: "/trial", Token: good}, "dry_run"},
-		// context_extensions select or tighten; they never widen.
-		{"context adds scopes", stacktest.Req{Path: "/v1/items", Token: good, Context: map[string]string{"scopes": "admin:write"}}, "insufficient_scope"},
-		{"context cannot make anonymous", stacktest.Req{Path: "/admin", Context: map[string]string{"allow_anonymous": "true"}}, "missing_token"},
-		{"context can take anonymity away", stacktest.Req{Path: "/public", Context: map[string]string{"allow_anonymous": "false"}}, "missing_token"},
-		{"context cannot add a provider", stacktest.Req{Path: "/other", Token: good, Context: map[string]string{"providers": "auth0,other"}}, "unknown_issuer"},
 		{"context narrows providers", stacktest.Req{Path: "/v1/items", Token: good, Context: map[string]string{"providers": "other"}}, "unknown_issuer"},
 		{"context selects a rule", stacktest.Req{Path: "/anything", Token: good, Context: map[string]string{"rule": "admin"}}, "insufficient_scope"},
-		{"context unknown rule", stacktest.Req{Path: "/public", Context: map[string]string{"rule": "nope"}}, "no_matching_rule"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,7 +294,7 @@ func TestApigeeBodies(t *testing.T) {
 		{stacktest.Req{Path: "/admin"}, 401, "steps.jwt.FailedToDecode"},
 		{stacktest.Req{Path: "/admin", Token: "a.b"}, 401, "steps.jwt.FailedToDecode"},
 		{stacktest.Req{Path: "/admin", Token: a.Sign(t, with(a, map[string]any{"iss": "x"}))}, 401, "steps.jwt.JwtIssuerMismatch"},
-		{stacktest.Req{Path: "/admin", Token: unsigned(t, "none", a.Claims("s"))}, 401, "steps.jwt.AlgorithmMismatch"},
+		{stacktest.Req{Path: "/admin", Token: jwkstest.Unsigned("none", a.Claims("s"))}, 401, "steps.jwt.AlgorithmMismatch"},
 		{stacktest.Req{Path: "/admin", Token: a.SignWith(t, a.KID(), map[string]any{"kid": "zz"}, a.Claims("s"))}, 401, "steps.jwt.NoMatchingPublicKey"},
 		{stacktest.Req{Path: "/admin", Token: tamper(a.Sign(t, a.Claims("s")))}, 401, "steps.jwt.InvalidToken"},
 		{stacktest.Req{Path: "/admin", Token: a.Sign(t, with(a, map[string]any{"exp": 1000}))}, 401, "steps.jwt.TokenExpired"},

@@ -1,14 +1,12 @@
 package envoy_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/envoy"
+	"github.com/jwtauthz/jwt-authz/internal/logbuf"
 	"github.com/jwtauthz/jwt-authz/internal/stacktest"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
@@ -33,23 +32,6 @@ type panicKeys struct{}
 
 func (panicKeys) Key(context.Context, string) (*authz.Key, error) { panic("key source bug") }
 func (panicKeys) Keys(context.Context) ([]*authz.Key, error)      { panic("key source bug") }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // serveBufconn serves a over bufconn and returns a client.
 func serveBufconn(t *testing.T, a *authz.Authorizer, log *slog.Logger) (authv3.AuthorizationClient, healthgrpc.HealthClient) {
@@ -79,7 +61,7 @@ func TestPanicBecomesInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	client, health := serveBufconn(t, a, slog.New(slog.NewJSONHandler(logs, nil)))
 	tok := iss.Sign(t, iss.Claims("s"))
 	resp, err := client.Check(t.Context(), stacktest.Req{Token: tok}.CheckRequest())
@@ -109,7 +91,7 @@ func TestPanicBecomesInternalError(t *testing.T) {
 func TestLogsNeverHoldSecrets(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := authz.New(authz.Options{Logger: logger, DecisionLevel: slog.LevelDebug,
 		Providers: []authz.Provider{{Name: "p", Issuer: iss.IssuerURL(), Keys: staticFrom(t, iss),
@@ -213,7 +195,7 @@ func TestHeaderMapAndLimits(t *testing.T) {
 
 func TestRecoverInterceptor(t *testing.T) {
 	t.Parallel()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	intercept := envoy.Recover(slog.New(slog.NewJSONHandler(logs, nil)))
 	_, err := intercept(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: "/x.Y/Z"}, func(context.Context, any) (any, error) {
 		panic("handler bug")

@@ -16,17 +16,8 @@ import (
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
-const stackYAML = `
-realm: "jwt-authz"
-providers:
-- name: auth0
-  issuer: %[1]q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %[2]q}
-  claim_headers:
-  - {claim: "sub", header: "x-jwt-sub"}
-  - {claim: "scope", header: "x-jwt-scope"}
-  - {claim: "permissions", header: "x-jwt-permissions"}
+// stackRules are the rules of the fixture's stack (after its provider).
+const stackRules = `
 rules:
 - name: health
   match: {path_prefix: "/healthz", methods: ["GET"]}
@@ -54,7 +45,9 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	iss := jwkstest.New(t, jwkstest.Options{})
-	st := stacktest.Start(t, fmt.Sprintf(stackYAML, iss.IssuerURL(), iss.JWKSURL()), stacktest.Options{})
+	provider := stacktest.Provider("auth0", iss, "",
+		`claim_headers: [{claim: sub, header: x-jwt-sub}, {claim: scope, header: x-jwt-scope}, {claim: permissions, header: x-jwt-permissions}]`)
+	st := stacktest.Start(t, "providers:\n"+provider+stackRules, stacktest.Options{})
 	admin := iss.Claims("client-1@clients")
 	admin["scope"] = "read:target admin:write"
 	return &fixture{

@@ -83,16 +83,8 @@ http {
 }
 `))
 
-const nginxYAML = `
-realm: "jwt-authz"
-providers:
-- name: auth0
-  issuer: %[1]q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %[2]q}
-  claim_headers:
-  - {claim: "sub", header: "x-jwt-sub"}
-  - {claim: "scope", header: "x-jwt-scope"}
+// nginxRules are the rules of the nginx test's stack (after its provider).
+const nginxRules = `
 rules:
 - name: public
   match: {path_prefix: "/echo", hosts: ["public.example.com"]}
@@ -114,7 +106,8 @@ func TestNginxAuthRequest(t *testing.T) {
 		t.Skip("nginx is not on PATH: install it (apt-get install -y nginx-light) to run the nginx auth_request end-to-end test")
 	}
 	iss := jwkstest.New(t, jwkstest.Options{})
-	st := stacktest.Start(t, fmt.Sprintf(nginxYAML, iss.IssuerURL(), iss.JWKSURL()), stacktest.Options{})
+	provider := stacktest.Provider("auth0", iss, "", `claim_headers: [{claim: sub, header: x-jwt-sub}, {claim: scope, header: x-jwt-scope}]`)
+	st := stacktest.Start(t, "providers:\n"+provider+nginxRules, stacktest.Options{})
 	authzSrv := httptest.NewServer(httpauthz.Route("/authz",
 		httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, Forwarded: httpauthz.ForwardedXOriginal}),
 		http.NotFoundHandler()))

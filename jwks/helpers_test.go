@@ -1,17 +1,15 @@
 package jwks_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/jwtauthz/jwt-authz/internal/logbuf"
 	"github.com/jwtauthz/jwt-authz/jwks"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
@@ -29,7 +27,7 @@ type harness struct {
 	clk     *jwkstest.Clock
 	reg     *prometheus.Registry
 	metrics *jwks.Metrics
-	logs    *logBuffer
+	logs    *logbuf.Buffer
 	removed chan []string
 }
 
@@ -40,7 +38,7 @@ func start(t *testing.T, opts jwks.Options) *harness {
 	h := &harness{
 		clk:     jwkstest.NewClock(time.Time{}),
 		reg:     prometheus.NewRegistry(),
-		logs:    &logBuffer{},
+		logs:    &logbuf.Buffer{},
 		removed: make(chan []string, 16),
 	}
 	if opts.Name == "" {
@@ -156,24 +154,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// logBuffer collects log output from concurrent goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.b.String(), s)
 }
 
 func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {

@@ -280,7 +280,7 @@ func TestStaleIfError(t *testing.T) {
 			if got := h.fetches(t, "error"); got != rounds {
 				t.Errorf("error fetches = %v, want %d", got, rounds)
 			}
-			if !h.logs.contains("level=WARN") && !h.logs.contains("level=ERROR") {
+			if !h.logs.Contains("level=WARN") && !h.logs.Contains("level=ERROR") {
 				t.Error("failure not logged")
 			}
 
@@ -420,7 +420,7 @@ func TestSetThatDropsEveryKidIsRefusedUntilConfirmed(t *testing.T) {
 	if st := h.p.Status(); !strings.Contains(st.LastError, "drops every known key") {
 		t.Errorf("LastError = %q", st.LastError)
 	}
-	if !h.logs.contains("level=ERROR") {
+	if !h.logs.Contains("level=ERROR") {
 		t.Error("refusal not logged at error level")
 	}
 
@@ -505,7 +505,7 @@ func TestCacheFile(t *testing.T) {
 			if h.p.Ready() {
 				t.Error("ready from an unusable cache file")
 			}
-			if !h.logs.contains("jwks cache file ignored") {
+			if !h.logs.Contains("jwks cache file ignored") {
 				t.Error("no warning about the ignored cache file")
 			}
 		})

@@ -30,7 +30,7 @@ func runCheck(t *testing.T, stdin string, args ...string) (code int, stdout, std
 func serveReady(t *testing.T, iss *jwkstest.Issuer, extra string) (*proc, string) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target")+extra)
+	writeConfig(t, cfg, serveYAML(iss, "read:target")+extra)
 	s := startServe(t, cfg)
 	eventually(t, "ready", func() bool { c, _ := s.get(t, "/readyz"); return c == 200 })
 	return s, cfg

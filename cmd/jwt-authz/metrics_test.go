@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 func TestMetricsExistAtZero(t *testing.T) {
 	iss := jwkstest.New(t, jwkstest.Options{})
 	cfg := filepath.Join(t.TempDir(), "jwt-authz.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target"))
+	writeConfig(t, cfg, serveYAML(iss, "read:target"))
 	p := startServe(t, cfg)
 	eventually(t, "readyz 200", func() bool { code, _ := p.get(t, "/readyz"); return code == 200 })
 

@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jwtauthz/jwt-authz/internal/refdoc"
+	"github.com/jwtauthz/jwt-authz/internal/metriclist"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
 // TestReferenceListsEveryMetric scrapes a running server after an allowed
 // and a denied Check and a refused reload: every jwt_authz_* family it
-// exposes is in docs/reference.md's metrics table (refdoc.Metrics), with
+// exposes is in docs/reference.md's metrics table (metriclist.All), with
 // the same type.
 func TestReferenceListsEveryMetric(t *testing.T) {
 	iss := jwkstest.New(t, jwkstest.Options{})
@@ -24,7 +24,7 @@ func TestReferenceListsEveryMetric(t *testing.T) {
 		return strings.Contains(m, "jwt_authz_config_reloads_total")
 	})
 	documented := map[string]string{}
-	for _, m := range refdoc.Metrics() {
+	for _, m := range metriclist.All() {
 		documented[m.Name] = m.Type
 	}
 	_, body := s.get(t, "/metrics")
@@ -35,7 +35,7 @@ func TestReferenceListsEveryMetric(t *testing.T) {
 	}
 	for _, f := range found {
 		if typ, ok := documented[f[1]]; !ok || typ != f[2] {
-			t.Errorf("/metrics has %s (%s); docs/reference.md lists it as %q (add it to refdoc.ServeMetrics or its package, then go test ./internal/refdoc -update)", f[1], f[2], typ)
+			t.Errorf("/metrics has %s (%s); docs/reference.md lists it as %q (add it to metriclist.ServeMetrics or its package, then go test ./internal/refdoc -update)", f[1], f[2], typ)
 		}
 	}
 }

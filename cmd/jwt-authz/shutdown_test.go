@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,15 +21,8 @@ func TestShutdownFinishesInFlightChecks(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(`
-lameduck: "0.5s"
-shutdown_grace: "10s"
-providers:
-- name: auth0
-  issuer: %q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %q, min_refresh_interval: "0.001s", fetch_timeout: "1.5s"}
-`, iss.IssuerURL(), iss.JWKSURL()))
+	writeConfig(t, cfg, "lameduck: \"0.5s\"\nshutdown_grace: \"10s\"\nproviders:\n"+
+		stacktest.Provider("auth0", iss, `min_refresh_interval: "0.001s", fetch_timeout: "1.5s"`))
 	p := startServe(t, cfg)
 	conn, err := grpc.NewClient(p.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

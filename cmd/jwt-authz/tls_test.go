@@ -86,7 +86,7 @@ func TestServeMTLSAndCertificateReload(t *testing.T) {
 	p.issue(t, "server", "server one", 2)
 	client := p.issue(t, "client", "envoy", 3)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeConfig(t, cfg, fmt.Sprintf(serveYAML, iss.IssuerURL(), iss.JWKSURL(), "read:target")+fmt.Sprintf(
+	writeConfig(t, cfg, serveYAML(iss, "read:target")+fmt.Sprintf(
 		"listen: {tls: {cert_file: %q, key_file: %q, client_ca_file: %q}}\n",
 		filepath.Join(p.dir, "server.pem"), filepath.Join(p.dir, "server-key.pem"), filepath.Join(p.dir, "ca.pem")))
 	s := startServe(t, cfg)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtauthz/jwt-authz/internal/stacktest"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
@@ -122,14 +123,7 @@ func TestReloadWaitsForTheFileToSettle(t *testing.T) {
 	t.Parallel()
 	iss := jwkstest.New(t, jwkstest.Options{})
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	head := fmt.Sprintf(`
-http_authz: {enabled: true, forwarded_headers: x-forwarded}
-providers:
-- name: auth0
-  issuer: %q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %q}
-`, iss.IssuerURL(), iss.JWKSURL())
+	head := "http_authz: {enabled: true, forwarded_headers: x-forwarded}\nproviders:\n" + stacktest.Provider("auth0", iss, "")
 	rule := "rules:\n- name: api\n  match: {path_prefix: \"/\"}\n"
 	writeConfig(t, cfg, head+rule+"  require: {scopes: [\"write:target\"]}\n")
 	// A quiet period far longer than the writer's pauses: the partial

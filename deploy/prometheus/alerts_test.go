@@ -11,22 +11,11 @@ import (
 	"testing"
 
 	"github.com/jwtauthz/jwt-authz/deploy/internal/k8sobj"
+	"github.com/jwtauthz/jwt-authz/internal/metriclist"
 )
 
-// exportedMetrics are the metric names jwt-authz exports (docs/reference.md).
-var exportedMetrics = map[string]bool{
-	"jwt_authz_checks_total":                        true,
-	"jwt_authz_check_duration_seconds_bucket":       true,
-	"jwt_authz_jwks_fetches_total":                  true,
-	"jwt_authz_jwks_unknown_kid_refetches_total":    true,
-	"jwt_authz_jwks_last_success_timestamp_seconds": true,
-	"jwt_authz_jwks_keys":                           true,
-	"jwt_authz_provider_ready":                      true,
-	"jwt_authz_token_cache_lookups_total":           true,
-	"jwt_authz_token_cache_entries":                 true,
-	"jwt_authz_config_reloads_total":                true,
-	"jwt_authz_build_info":                          true,
-}
+// exportedMetrics are the series jwt-authz exports (docs/reference.md's metrics table).
+var exportedMetrics = metriclist.Series()
 
 var metricName = regexp.MustCompile(`\bjwt_authz_[a-z_]+`)
 

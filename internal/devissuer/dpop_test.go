@@ -268,7 +268,11 @@ func TestDPoPInvalidProofs(t *testing.T) {
 		}, detail: "signature does not verify"},
 		{name: "no jwk", key: es, edit: func(h, _ map[string]any) { delete(h, "jwk") }, detail: "has no jwk"},
 		{name: "jwk with private d", key: es, edit: func(h, _ map[string]any) {
-			h["jwk"].(map[string]any)["d"] = b64(es.signer.(*ecdsa.PrivateKey).D.Bytes())
+			d, err := es.signer.(*ecdsa.PrivateKey).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h["jwk"].(map[string]any)["d"] = b64(d)
 		}, detail: "private member d"},
 		{name: "okp jwk with private d", key: ed, edit: func(h, _ map[string]any) {
 			h["jwk"].(map[string]any)["d"] = b64(ed.signer.(ed25519.PrivateKey).Seed())

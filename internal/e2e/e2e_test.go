@@ -208,8 +208,10 @@ func applyMutations(h http.Header, query url.Values, ok *authv3.OkHttpResponse) 
 			continue
 		}
 		action := o.GetAppendAction()
+		//lint:ignore SA1019 the deprecated append still decides what Envoy does when it is set
 		if o.GetAppend() != nil {
 			action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+			//lint:ignore SA1019 as above
 			if o.GetAppend().GetValue() {
 				action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
 			}

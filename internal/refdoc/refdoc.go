@@ -19,13 +19,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/envoy"
-	"github.com/jwtauthz/jwt-authz/jwks"
+	"github.com/jwtauthz/jwt-authz/internal/metriclist"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
 )
 
@@ -208,69 +207,6 @@ func writeMessage(b *bytes.Buffer, path string, md protoreflect.MessageDescripto
 	}
 }
 
-// recorder is a prometheus.Registerer that keeps what is registered.
-type recorder struct{ cs []prometheus.Collector }
-
-func (r *recorder) Register(c prometheus.Collector) error { r.cs = append(r.cs, c); return nil }
-func (r *recorder) MustRegister(cs ...prometheus.Collector) {
-	r.cs = append(r.cs, cs...)
-}
-func (r *recorder) Unregister(prometheus.Collector) bool { return true }
-
-// ServeMetrics are the metrics cmd/jwt-authz serve registers itself;
-// its test checks them against a running server's /metrics.
-var ServeMetrics = []Metric{
-	{Name: "jwt_authz_config_reloads_total", Type: "counter", Labels: "`result`", Help: "Config reloads by result (success, error)."},
-	{Name: "jwt_authz_build_info", Type: "gauge", Labels: "`version`, `goversion`", Help: "Build information; always 1."},
-}
-
-// Metric is one row of the metrics table.
-type Metric struct{ Name, Type, Labels, Help string }
-
-var descRE = regexp.MustCompile(`fqName: "([^"]+)", help: "((?:[^"\\]|\\.)*)".*variableLabels: \{([^}]*)\}`)
-
-// Metrics lists the metrics the packages register, then ServeMetrics.
-func Metrics() []Metric {
-	r := &recorder{}
-	authz.NewMetrics(r)
-	authz.NewCacheMetrics(r)
-	jwks.NewMetrics(r)
-	var out []Metric
-	for _, c := range r.cs {
-		var typ string
-		// Gauge first: a Gauge also has a Counter's methods.
-		switch c.(type) {
-		case *prometheus.GaugeVec, prometheus.Gauge:
-			typ = "gauge"
-		case *prometheus.CounterVec, prometheus.Counter:
-			typ = "counter"
-		case *prometheus.HistogramVec, prometheus.Histogram:
-			typ = "histogram"
-		default:
-			typ = "untyped"
-		}
-		ch := make(chan *prometheus.Desc, 8)
-		c.Describe(ch)
-		close(ch)
-		for d := range ch {
-			m := descRE.FindStringSubmatch(d.String())
-			if m == nil {
-				continue
-			}
-			labels := "—"
-			if m[3] != "" {
-				var ls []string
-				for _, l := range strings.Split(m[3], ",") {
-					ls = append(ls, "`"+strings.TrimSpace(l)+"`")
-				}
-				labels = strings.Join(ls, ", ")
-			}
-			out = append(out, Metric{Name: m[1], Type: typ, Labels: labels, Help: strings.ReplaceAll(m[2], `\"`, `"`)})
-		}
-	}
-	return append(out, ServeMetrics...)
-}
-
 func writeMetrics(b *bytes.Buffer) {
 	b.WriteString(`## Metrics
 
@@ -281,7 +217,7 @@ provider's name or ` + "`none`" + `, ` + "`reason`" + ` one of the [reasons](#re
 | metric | type | labels | meaning |
 |---|---|---|---|
 `)
-	for _, m := range Metrics() {
+	for _, m := range metriclist.All() {
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", m.Name, m.Type, m.Labels, cell(m.Help))
 	}
 	b.WriteString("\n")

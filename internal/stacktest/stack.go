@@ -5,6 +5,7 @@ package stacktest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -20,8 +21,27 @@ import (
 	"github.com/jwtauthz/jwt-authz/config"
 	"github.com/jwtauthz/jwt-authz/envoy"
 	"github.com/jwtauthz/jwt-authz/jwks"
+	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 	"github.com/jwtauthz/jwt-authz/stack"
 )
+
+// Provider is the providers entry most tests configure for a jwkstest
+// issuer, as a block-style list item to follow a "providers:" line: name,
+// the issuer's URL and JWKS URI, and the demo audience (jwkstest.Audience).
+// jwks adds fields inside the jwks mapping (`fetch_timeout: "1s"`); each of
+// fields is one more line of the entry (`claim_headers: [...]`).
+func Provider(name string, iss *jwkstest.Issuer, jwks string, fields ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "- name: %s\n  issuer: %q\n  audiences: [%q]\n  jwks: {uri: %q", name, iss.IssuerURL(), jwkstest.Audience, iss.JWKSURL())
+	if jwks != "" {
+		b.WriteString(", " + jwks)
+	}
+	b.WriteString("}\n")
+	for _, f := range fields {
+		b.WriteString("  " + f + "\n")
+	}
+	return b.String()
+}
 
 // Stack is a running Check path.
 type Stack struct {

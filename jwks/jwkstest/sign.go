@@ -4,6 +4,8 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
+	"strings"
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -67,4 +69,43 @@ func signRaw(t testing.TB, alg string, key crypto.Signer, header map[string]any,
 		t.Fatalf("jwkstest: sign: %v", err)
 	}
 	return input + "." + enc.EncodeToString(sig)
+}
+
+// With returns a copy of claims with changes applied; a nil value deletes
+// the claim.
+func With(claims, changes map[string]any) map[string]any {
+	out := make(map[string]any, len(claims)+len(changes))
+	maps.Copy(out, claims)
+	for k, v := range changes {
+		if v == nil {
+			delete(out, k)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// Unsigned is a token with the protected header {alg, typ: JWT} and claims,
+// signed by nothing: its signature part is junk ("AA"), so that it has
+// three non-empty parts (alg-none tests).
+func Unsigned(alg string, claims map[string]any) string {
+	h, _ := json.Marshal(map[string]any{"alg": alg, "typ": "JWT"})
+	p, _ := json.Marshal(claims)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(h) + "." + enc.EncodeToString(p) + ".AA"
+}
+
+// Tamper changes the claims of tok as With does and keeps its header and
+// signature: a token whose signature no longer verifies.
+func Tamper(tok string, changes map[string]any) string {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return tok
+	}
+	p, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]any
+	json.Unmarshal(p, &c)
+	nb, _ := json.Marshal(With(c, changes))
+	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(nb) + "." + parts[2]
 }
