@@ -205,6 +205,73 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 	if p.GetPayloadHeader() != "" {
 		checkHeaderName(e, path+".payload_header", p.GetPayloadHeader())
 	}
+	validateDPoP(e, path+".dpop", p.GetDpop())
+	validateMTLS(e, path+".mtls", p.GetMtls())
+}
+
+func checkSenderMode(e *fieldErrors, path, mode string) {
+	switch mode {
+	case "", "disabled", "allowed", "required":
+	default:
+		e.add(path, "must be disabled, allowed or required, not %q", mode)
+	}
+}
+
+func validateDPoP(e *fieldErrors, path string, d *configv1.DPoP) {
+	if d == nil {
+		return
+	}
+	checkSenderMode(e, path+".mode", d.GetMode())
+	positive(e, path+".iat_offset", d.GetIatOffset(), false)
+	positive(e, path+".iat_leeway", d.GetIatLeeway(), true)
+	if o := d.GetIatOffset(); o != nil && o.AsDuration() > time.Hour {
+		e.add(path+".iat_offset", "must be at most 3600s")
+	}
+	if l := d.GetIatLeeway(); l != nil && l.AsDuration() > 10*time.Minute {
+		e.add(path+".iat_leeway", "must be at most 600s")
+	}
+	seen := map[string]bool{}
+	for i, alg := range d.GetAlgorithms() {
+		ap := fmt.Sprintf("%s.algorithms[%d]", path, i)
+		switch {
+		case strings.EqualFold(alg, "none"):
+			e.add(ap, "\"none\" is never accepted")
+		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			e.add(ap, "%q needs a shared secret; a DPoP proof is signed with the client's private key", alg)
+		case !authz.SupportedProofAlgorithm(alg):
+			e.add(ap, "unknown algorithm %q (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519)", alg)
+		case seen[alg]:
+			e.add(ap, "%q is listed twice", alg)
+		}
+		seen[alg] = true
+	}
+	if d.ReplayCacheEntries != nil && d.GetReplayCacheEntries() == 0 {
+		e.add(path+".replay_cache_entries", "must be positive (a proof must be remembered to be refused a second time)")
+	}
+	if r := d.GetReplayStore().GetRedis(); r != nil {
+		rp := path + ".replay_store.redis"
+		if _, _, err := net.SplitHostPort(r.GetAddress()); err != nil || r.GetAddress() == "" {
+			e.add(rp+".address", "must be host:port, not %q", r.GetAddress())
+		}
+		positive(e, rp+".timeout", r.GetTimeout(), false)
+		if len(r.GetKeyPrefix()) > 128 {
+			e.add(rp+".key_prefix", "must be at most 128 bytes")
+		}
+	} else if d.GetReplayStore() != nil {
+		e.add(path+".replay_store", "redis is required (leave replay_store out for the per-replica memory store)")
+	}
+}
+
+func validateMTLS(e *fieldErrors, path string, m *configv1.MTLS) {
+	if m == nil {
+		return
+	}
+	checkSenderMode(e, path+".mode", m.GetMode())
+	switch m.GetCertificateSource() {
+	case "", "envoy", "xfcc":
+	default:
+		e.add(path+".certificate_source", "must be envoy or xfcc, not %q", m.GetCertificateSource())
+	}
 }
 
 // validateAudiences makes audiences required: an Auth0 tenant signs the
