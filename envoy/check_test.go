@@ -314,8 +314,11 @@ func assertDecision(t *testing.T, resp *authv3.CheckResponse, w want) {
 		t.Errorf("body reason = %q, want %q", body.Reason, w.reason)
 	}
 	wantErr := map[int]string{401: "invalid_token", 403: "insufficient_scope", 500: "server_error", 503: "temporarily_unavailable"}[w.http]
-	if w.reason == "missing_token" {
+	switch w.reason {
+	case "missing_token":
 		wantErr = "unauthorized"
+	case "invalid_proof": // RFC 9449 §7.1
+		wantErr = "invalid_dpop_proof"
 	}
 	if body.Error != wantErr {
 		t.Errorf("body error = %q, want %q", body.Error, wantErr)
