@@ -16,8 +16,8 @@ import (
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/jwks"
-	"github.com/jwtauthz/jwt-authz/replay"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
+	"github.com/jwtauthz/jwt-authz/replay"
 )
 
 // Defaults the contract gives.

@@ -588,8 +588,9 @@ func (x *DPoP) GetTrustForwardedHeaders() bool {
 }
 
 type ReplayStore struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Redis         *RedisReplayStore      `protobuf:"bytes,1,opt,name=redis,proto3" json:"redis,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A Redis server every replica shares: a proof is accepted once in total.
+	Redis         *RedisReplayStore `protobuf:"bytes,1,opt,name=redis,proto3" json:"redis,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -634,10 +635,13 @@ func (x *ReplayStore) GetRedis() *RedisReplayStore {
 type RedisReplayStore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// host:port. Required.
-	Address  string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Redis ACL user; empty: none (requirepass with password alone).
 	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Empty: no AUTH.
 	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
-	Db       uint32 `protobuf:"varint,4,opt,name=db,proto3" json:"db,omitempty"`
+	// Database number. Default 0.
+	Db uint32 `protobuf:"varint,4,opt,name=db,proto3" json:"db,omitempty"`
 	// Connect with TLS, verifying the server's certificate.
 	Tls bool `protobuf:"varint,5,opt,name=tls,proto3" json:"tls,omitempty"`
 	// Default "jwt-authz:dpop:".
