@@ -134,6 +134,8 @@ type Authorizer struct {
 	dpopAlgs   string
 	// headersRead are the request headers some check reads.
 	headersRead []string
+	// proofKeys are DPoP proof keys already parsed.
+	proofKeys jwkCache
 }
 
 type provider struct {

@@ -11,8 +11,8 @@ import (
 	"encoding/json"
 	"math/big"
 	"net/url"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -116,7 +116,7 @@ func (a *Authorizer) checkProof(r *Request, p *provider, tok string) (proof, Rea
 	if r.Repeated["dpop"] > 1 || strings.IndexByte(raw, ',') >= 0 {
 		return proof{}, ReasonInvalidProof, "more than one DPoP proof"
 	}
-	pf, why := parseProof(raw, p.dpopAlgs)
+	pf, why := parseProof(raw, p.dpopAlgs, &a.proofKeys)
 	if why != "" {
 		return proof{}, ReasonInvalidProof, "the DPoP proof " + why
 	}
@@ -127,7 +127,10 @@ func (a *Authorizer) checkProof(r *Request, p *provider, tok string) (proof, Rea
 	if !ok {
 		return proof{}, ReasonInvalidProof, "the request URL cannot be read"
 	}
-	got, ok := normalizeHTU(pf.htu)
+	got, ok := pf.htu, true
+	if got != want { // most clients write the URL as it is normalised
+		got, ok = normalizeHTU(pf.htu)
+	}
 	if !ok || got != want {
 		return proof{}, ReasonInvalidProof, "the DPoP proof is for another URL"
 	}
@@ -178,7 +181,7 @@ type parsedProof struct {
 // no none, no crit), checks its header (typ, alg from algs, a public jwk
 // that fits the alg and is strong) and its signature with that jwk, and
 // reads its claims. It returns a description ("is ...") on failure.
-func parseProof(raw string, algs map[string]bool) (parsedProof, string) {
+func parseProof(raw string, algs map[string]bool, known *jwkCache) (parsedProof, string) {
 	var out parsedProof
 	if raw == "" {
 		return out, "is empty"
@@ -200,9 +203,12 @@ func parseProof(raw string, algs map[string]bool) (parsedProof, string) {
 	if c.header.JWK == nil {
 		return out, "has no jwk"
 	}
-	pub, jkt, why := parseProofJWK(c.header.JWK)
-	if why != "" {
-		return out, why
+	pub, jkt, cached := known.get(c.header.JWK)
+	if !cached {
+		var why string
+		if pub, jkt, why = parseProofJWK(c.header.JWK); why != "" {
+			return out, why
+		}
 	}
 	k := &Key{Public: pub}
 	if !keyFits(k, spec) {
@@ -211,27 +217,36 @@ func parseProof(raw string, algs map[string]bool) (parsedProof, string) {
 	if !verifySignature(spec, k, c.signing, c.sig) {
 		return out, "has an invalid signature"
 	}
-	cl, ok := decodeClaims(c.payload)
-	if !ok {
+	if !cached {
+		known.put(c.header.JWK, pub, jkt)
+	}
+	// The payload is held to decodeClaims' rules (one JSON object, no
+	// member twice), then only the five members a proof needs are read,
+	// by their exact names.
+	if oneObject(c.payload) != nil {
 		return out, "is malformed: payload is not a JSON object"
 	}
-	var present bool
-	out.jti, present = cl["jti"].(string)
-	if !present || out.jti == "" || len(out.jti) > MaxJTIBytes {
+	var m proofMembers
+	m.read(c.payload)
+	if !headerString(m["jti"], &out.jti) || out.jti == "" || len(out.jti) > MaxJTIBytes {
 		return out, "has no usable jti"
 	}
-	if out.htm, ok = cl["htm"].(string); !ok || out.htm == "" {
+	if !headerString(m["htm"], &out.htm) || out.htm == "" {
 		return out, "has no htm"
 	}
-	if out.htu, ok = cl["htu"].(string); !ok || out.htu == "" {
+	if !headerString(m["htu"], &out.htu) || out.htu == "" {
 		return out, "has no htu"
 	}
-	iat, has, okIat := cl.numericDate("iat")
-	if !has || !okIat {
+	iatRaw := m["iat"]
+	if len(iatRaw) == 0 || !(iatRaw[0] == '-' || '0' <= iatRaw[0] && iatRaw[0] <= '9') {
+		return out, "has no valid iat"
+	}
+	iat, _, okIat := claims{"iat": json.Number(iatRaw)}.numericDate("iat")
+	if !okIat {
 		return out, "has no valid iat"
 	}
 	out.iat = iat
-	if out.ath, ok = cl["ath"].(string); !ok || out.ath == "" {
+	if !headerString(m["ath"], &out.ath) || out.ath == "" {
 		return out, "has no ath"
 	}
 	out.jkt = jkt
@@ -269,7 +284,7 @@ func parseProofJWK(raw json.RawMessage) (crypto.PublicKey, string, string) {
 	}
 	kty, _ := str("kty")
 	var pub crypto.PublicKey
-	var members []string // RFC 7638 §3.2: required members, sorted
+	var members, vals []string // RFC 7638 §3.2: required members, sorted; their values
 	switch kty {
 	case "EC":
 		crv, _ := str("crv")
@@ -289,7 +304,9 @@ func parseProofJWK(raw json.RawMessage) (crypto.PublicKey, string, string) {
 			return nil, "", "has a jwk whose point is not on its curve"
 		}
 		pub = pk
-		members = []string{"crv", "kty", "x", "y"}
+		xs, _ := str("x")
+		ys, _ := str("y")
+		members, vals = []string{"crv", "kty", "x", "y"}, []string{crv, kty, xs, ys}
 	case "RSA":
 		n, okN := num("n")
 		e, okE := num("e")
@@ -301,7 +318,9 @@ func parseProofJWK(raw json.RawMessage) (crypto.PublicKey, string, string) {
 			ei = ei<<8 | int(c)
 		}
 		pub = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ei}
-		members = []string{"e", "kty", "n"}
+		es, _ := str("e")
+		ns, _ := str("n")
+		members, vals = []string{"e", "kty", "n"}, []string{es, kty, ns}
 	case "OKP":
 		if crv, _ := str("crv"); crv != "Ed25519" {
 			return nil, "", "has a jwk with an unsupported curve"
@@ -311,37 +330,146 @@ func parseProofJWK(raw json.RawMessage) (crypto.PublicKey, string, string) {
 			return nil, "", "has a jwk with a bad public key"
 		}
 		pub = ed25519.PublicKey(x)
-		members = []string{"crv", "kty", "x"}
+		xs, _ := str("x")
+		members, vals = []string{"crv", "kty", "x"}, []string{"Ed25519", kty, xs}
 	default:
 		return nil, "", "has a jwk of an unsupported type"
 	}
-	if !StrongPublicKey(pub) {
+	// An EC point was checked to be on its curve as it was parsed.
+	if _, isEC := pub.(*ecdsa.PublicKey); !isEC && !StrongPublicKey(pub) {
 		return nil, "", "has a weak jwk"
 	}
-	return pub, thumbprint(m, members), ""
+	return pub, thumbprint(members, vals), ""
 }
 
 // thumbprint is the RFC 7638 SHA-256 thumbprint, base64url: the required
-// members in lexicographic order, no whitespace. The values were checked
-// to be plain strings (base64url or names), so they need no escaping, but
-// they are re-encoded anyway rather than copied.
-func thumbprint(m map[string]json.RawMessage, members []string) string {
-	var b strings.Builder
-	b.WriteByte('{')
+// members in lexicographic order, no whitespace. vals are the members'
+// values in that order, checked before to be base64url or a kty/crv name,
+// so they need no JSON escaping.
+func thumbprint(members, vals []string) string {
+	var buf [1024]byte
+	b := append(buf[:0], '{')
 	for i, name := range members {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		var s string
-		_ = json.Unmarshal(m[name], &s)
-		b.WriteString(strconv.Quote(name))
-		b.WriteByte(':')
-		enc, _ := json.Marshal(s)
-		b.Write(enc)
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":"`...)
+		b = append(b, vals[i]...)
+		b = append(b, '"')
 	}
-	b.WriteByte('}')
-	sum := sha256.Sum256([]byte(b.String()))
+	b = append(b, '}')
+	sum := sha256.Sum256(b)
 	return b64.EncodeToString(sum[:])
+}
+
+// proofMembers are the raw values of a proof payload's members by name.
+type proofMembers map[string][]byte
+
+// proofClaimNames are the members a proof's payload is read for.
+var proofClaimNames = [...]string{"jti", "htm", "htu", "iat", "ath"}
+
+// read collects the top-level members of b named in proofClaimNames,
+// compared byte for byte (a name written with escapes is another name
+// here, and so absent: no issuer of proofs escapes these). b is one JSON
+// object that oneObject accepted, so the scan needs no error handling: it
+// follows strings and nesting only. It allocates for the five names at
+// most, where json.Unmarshal would allocate for every member.
+func (m *proofMembers) read(b []byte) {
+	*m = make(proofMembers, len(proofClaimNames))
+	i := skipSpace(b, 0) + 1 // past '{'
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return // '}' of an empty object
+		}
+		end := stringEnd(b, i)
+		name := b[i+1 : end]
+		i = skipSpace(b, end+1) + 1 // past ':'
+		i = skipSpace(b, i)
+		start := i
+		i = valueEnd(b, i)
+		for _, want := range proofClaimNames {
+			if string(name) == want {
+				(*m)[want] = b[start:i]
+			}
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// valueEnd returns the index just after the JSON value starting at b[i],
+// in valid JSON.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i) + 1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && strings.IndexByte(",}] \t\r\n", b[i]) < 0 {
+		i++
+	}
+	return i
+}
+
+// jwkCache remembers the proof keys that verified a proof, by their JSON:
+// a client signs every proof with the same key, and parsing it, checking
+// its strength and hashing its thumbprint again would cost a third of a
+// proof's work. Bounded: when full it starts over, so a flood of keys
+// costs speed, never memory or correctness (an entry is what parsing the
+// same bytes again would give).
+type jwkCache struct {
+	mu sync.RWMutex
+	m  map[string]jwkEntry
+}
+
+type jwkEntry struct {
+	pub crypto.PublicKey
+	jkt string
+}
+
+const maxCachedJWKs = 1024
+
+func (c *jwkCache) get(raw []byte) (crypto.PublicKey, string, bool) {
+	if c == nil {
+		return nil, "", false
+	}
+	c.mu.RLock()
+	e, ok := c.m[string(raw)]
+	c.mu.RUnlock()
+	return e.pub, e.jkt, ok
+}
+
+func (c *jwkCache) put(raw []byte, pub crypto.PublicKey, jkt string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedJWKs {
+		c.m = make(map[string]jwkEntry)
+	}
+	c.m[string(raw)] = jwkEntry{pub: pub, jkt: jkt}
+	c.mu.Unlock()
 }
 
 // requestURL is the URL a proof's htu must name: scheme and host from the

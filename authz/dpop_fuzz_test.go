@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -60,7 +61,7 @@ func FuzzDPoPProof(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, raw string) {
-		p, why := parseProof(raw, allProofAlgs)
+		p, why := parseProof(raw, allProofAlgs, nil)
 		if why != "" {
 			return
 		}
@@ -135,4 +136,29 @@ func TestNormalizeHTU(t *testing.T) {
 			t.Errorf("normalizeHTU(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// FuzzProofMembers holds the proof payload scanner to encoding/json: for
+// any payload oneObject accepts (and without escapes, which the scanner
+// does not read as the names they spell), it finds the same values.
+func FuzzProofMembers(f *testing.F) {
+	f.Add([]byte(`{"jti":"a","htm":"GET","htu":"https://x/","iat":1767225600,"ath":"x"}`))
+	f.Add([]byte(` { "a" : [1,{"jti":2}], "jti" : "b" , "iat":-1.5e3,"x":{"y":"}"}} `))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if oneObject(b) != nil || bytes.IndexByte(b, '\\') >= 0 {
+			return
+		}
+		var want map[string]json.RawMessage
+		if json.Unmarshal(b, &want) != nil {
+			return
+		}
+		var got proofMembers
+		got.read(b)
+		for _, name := range proofClaimNames {
+			if string(got[name]) != string(want[name]) {
+				t.Fatalf("%s: scanner %q, encoding/json %q", name, got[name], want[name])
+			}
+		}
+	})
 }
