@@ -45,7 +45,7 @@ providers:
   issuer: %q
   audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q}
-  dpop: {mode: required, algorithms: [ES256]}
+  dpop: {mode: required, algorithms: [ES256], trust_forwarded_headers: true}
 - name: mesh         # mTLS required, certificate from XFCC; DPoP disabled
   issuer: %q
   audiences: ["urn:apigee:target:api"]
@@ -414,12 +414,36 @@ func TestDPoPModes(t *testing.T) {
 		return want{reason: "unbound_token", http: 401, grpc: 16,
 			challenge: `DPoP algs="` + algs + `", error="invalid_token", error_description="` + desc + `"`}
 	}
+	fwd := func(r stacktest.Req, proto, host string) stacktest.Req {
+		if proto != "" {
+			r.Headers["x-forwarded-proto"] = proto
+		}
+		if host != "" {
+			r.Headers["x-forwarded-host"] = host
+		}
+		return r
+	}
+	httpsProof := func(tok string) string {
+		return key.sign(t, w.proofClaims("GET", "https://public.example.com/items", tok))
+	}
+	strictBad := func(desc string) want {
+		return want{reason: "invalid_proof", http: 401, grpc: 16,
+			challenge: `DPoP algs="ES256", error="invalid_dpop_proof", error_description="` + desc + `"`}
+	}
 	tests := []struct {
 		name string
 		req  stacktest.Req
 		want want
 	}{
-		{"required: bound and proven", dpopReq("GET", "/items", strictBound, proof("/items", strictBound)), ok},
+		{"required: bound and proven, URL from trusted forwarded headers", fwd(dpopReq("GET", "/items", strictBound, httpsProof(strictBound)), "https", "public.example.com"), ok},
+		{"trusted forwarded headers: Envoy's URL no longer serves", fwd(dpopReq("GET", "/items", strictBound, proof("/items", strictBound)), "https", "public.example.com"),
+			strictBad("the DPoP proof is for another URL")},
+		{"trusted forwarded headers: one missing", fwd(dpopReq("GET", "/items", strictBound, httpsProof(strictBound)), "https", ""),
+			strictBad("the request URL cannot be read")},
+		{"trusted forwarded headers: two hosts", fwd(dpopReq("GET", "/items", strictBound, httpsProof(strictBound)), "https", "public.example.com,evil.example.com"),
+			strictBad("the request URL cannot be read")},
+		{"untrusted forwarded headers are ignored", fwd(dpopReq("GET", "/items", aBound, httpsProof(aBound)), "https", "public.example.com"),
+			badProof("the DPoP proof is for another URL")},
 		{"required: unbound Bearer", stacktest.Req{Path: "/items", Token: strictUnbound}, unboundDPoP("ES256", "the issuer's tokens must be DPoP-bound")},
 		{"disabled: the DPoP scheme is not accepted", dpopReq("GET", "/items", plainBound, proof("/items", plainBound)),
 			dpopInvalid("malformed_token", "the token was sent where its issuer's tokens are not accepted")},
