@@ -15,6 +15,7 @@ import (
 	"math/big"
 	mrand "math/rand/v2"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,5 +197,38 @@ func TestSenderConstrainedInvariants(t *testing.T) {
 	t.Logf("%d request pairs, %d allowed decisions", n, allowed)
 	if allowed == 0 {
 		t.Fatal("nothing was allowed: the draw does not reach the allow paths")
+	}
+}
+
+// TestHeadersRead: the Authorizer names every header its checks read, so
+// an adapter that copies only those (a decoder that skips the rest) gives
+// the sender-constrained checks what they need.
+func TestHeadersRead(t *testing.T) {
+	t.Parallel()
+	store, err := replay.NewMemory(replay.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := benchOptions(t, 0, nil)
+	base, err := authz.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Providers[0].DPoP = authz.DPoPOptions{Mode: authz.SenderAllowed, Replay: store, TrustForwarded: true}
+	o.Providers[0].MTLS = authz.MTLSOptions{Mode: authz.SenderAllowed, Source: authz.CertFromXFCC}
+	o.Providers[0].Sources = []authz.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "at"}}
+	full, err := authz.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"authorization", "cookie", "dpop", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-client-cert", ":authority", "origin", "access-control-request-method"} {
+		if !slices.Contains(full.HeadersRead(), h) {
+			t.Errorf("HeadersRead() = %q lacks %q", full.HeadersRead(), h)
+		}
+	}
+	for _, h := range []string{"dpop", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-client-cert", "cookie"} {
+		if slices.Contains(base.HeadersRead(), h) {
+			t.Errorf("without DPoP, mTLS or cookies, HeadersRead() = %q names %q", base.HeadersRead(), h)
+		}
 	}
 }
