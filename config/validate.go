@@ -29,6 +29,7 @@ var (
 var reservedHeaders = map[string]bool{
 	"host": true, "authorization": true, "cookie": true, "content-length": true,
 	"transfer-encoding": true, "connection": true, "te": true, "upgrade": true,
+	"dpop": true, "x-forwarded-client-cert": true, // proofs of possession
 }
 
 // Validate checks a decoded config and returns every problem joined, each
