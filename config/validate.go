@@ -155,17 +155,9 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 		e.add(path+".issuer", "is required")
 	}
 	validateAudiences(e, path, p)
-	for i, alg := range p.GetAlgorithms() {
-		ap := fmt.Sprintf("%s.algorithms[%d]", path, i)
-		switch {
-		case strings.EqualFold(alg, "none"):
-			e.add(ap, "\"none\" is never accepted")
-		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			e.add(ap, "%q needs a shared secret; only asymmetric algorithms are supported (RS*, PS*, ES*, EdDSA)", alg)
-		case !authz.SupportedAlgorithm(alg):
-			e.add(ap, "unknown algorithm %q (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", alg)
-		}
-	}
+	checkAlgorithms(e, path+".algorithms", p.GetAlgorithms(), authz.SupportedAlgorithm,
+		"only asymmetric algorithms are supported (RS*, PS*, ES*, EdDSA)",
+		"RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA", false)
 	validateJWKS(e, path+".jwks", p)
 	positive(e, path+".clock_skew", p.GetClockSkew(), true)
 	positive(e, path+".max_lifetime", p.GetMaxLifetime(), true)
@@ -210,6 +202,26 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 	validateMTLS(e, path+".mtls", p.GetMtls())
 }
 
+// checkAlgorithms refuses none, HMAC and unknown algorithms in a list,
+// and, with noRepeats, an algorithm listed twice.
+func checkAlgorithms(e *fieldErrors, path string, algs []string, supported func(string) bool, hmacWhy, known string, noRepeats bool) {
+	seen := map[string]bool{}
+	for i, alg := range algs {
+		ap := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case strings.EqualFold(alg, "none"):
+			e.add(ap, "\"none\" is never accepted")
+		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			e.add(ap, "%q needs a shared secret; %s", alg, hmacWhy)
+		case !supported(alg):
+			e.add(ap, "unknown algorithm %q (%s)", alg, known)
+		case noRepeats && seen[alg]:
+			e.add(ap, "%q is listed twice", alg)
+		}
+		seen[alg] = true
+	}
+}
+
 func checkSenderMode(e *fieldErrors, path, mode string) {
 	switch mode {
 	case "", "disabled", "allowed", "required":
@@ -231,21 +243,9 @@ func validateDPoP(e *fieldErrors, path string, d *configv1.DPoP) {
 	if l := d.GetIatLeeway(); l != nil && l.AsDuration() > 10*time.Minute {
 		e.add(path+".iat_leeway", "must be at most 600s")
 	}
-	seen := map[string]bool{}
-	for i, alg := range d.GetAlgorithms() {
-		ap := fmt.Sprintf("%s.algorithms[%d]", path, i)
-		switch {
-		case strings.EqualFold(alg, "none"):
-			e.add(ap, "\"none\" is never accepted")
-		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			e.add(ap, "%q needs a shared secret; a DPoP proof is signed with the client's private key", alg)
-		case !authz.SupportedProofAlgorithm(alg):
-			e.add(ap, "unknown algorithm %q (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519)", alg)
-		case seen[alg]:
-			e.add(ap, "%q is listed twice", alg)
-		}
-		seen[alg] = true
-	}
+	checkAlgorithms(e, path+".algorithms", d.GetAlgorithms(), authz.SupportedProofAlgorithm,
+		"a DPoP proof is signed with the client's private key",
+		"RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519", true)
 	if d.ReplayCacheEntries != nil && d.GetReplayCacheEntries() == 0 {
 		e.add(path+".replay_cache_entries", "must be positive (a proof must be remembered to be refused a second time)")
 	}

@@ -56,14 +56,17 @@ func TestDPoPSharedReplayStore(t *testing.T) {
 	t.Parallel()
 	addr := startRedisServer(t)
 	iss := jwkstest.New(t, jwkstest.Options{})
-	yaml := fmt.Sprintf(`
+	config := func(addr, timeout string) string {
+		return fmt.Sprintf(`
 providers:
 - name: auth0
   issuer: %q
   audiences: ["urn:apigee:target:api"]
   jwks: {uri: %q}
-  dpop: {replay_store: {redis: {address: %q, timeout: "0.5s"}}}
-`, iss.IssuerURL(), iss.JWKSURL(), addr)
+  dpop: {replay_store: {redis: {address: %q, timeout: %q}}}
+`, iss.IssuerURL(), iss.JWKSURL(), addr, timeout)
+	}
+	yaml := config(addr, "0.5s")
 	one := stacktest.Start(t, yaml, stacktest.Options{})
 	two := stacktest.Start(t, yaml, stacktest.Options{})
 	w := &dpopWorld{}
@@ -78,15 +81,7 @@ providers:
 	assertDecision(t, two.Check(t, dpopReq("GET", "/items", tok, fresh)), want{allow: true, reason: "ok", http: 200})
 
 	// Redis down: refused, with the DPoP challenge, and counted.
-	down := fmt.Sprintf(`
-providers:
-- name: auth0
-  issuer: %q
-  audiences: ["urn:apigee:target:api"]
-  jwks: {uri: %q}
-  dpop: {replay_store: {redis: {address: "127.0.0.1:%s", timeout: "0.2s"}}}
-`, iss.IssuerURL(), iss.JWKSURL(), strconv.Itoa(closedPort(t)))
-	three := stacktest.Start(t, down, stacktest.Options{})
+	three := stacktest.Start(t, config("127.0.0.1:"+strconv.Itoa(closedPort(t)), "0.2s"), stacktest.Options{})
 	other := key.sign(t, w.proofClaims("GET", apiURL+"/items", tok))
 	assertDecision(t, three.Check(t, dpopReq("GET", "/items", tok, other)), badProof("the DPoP proof could not be checked for replay"))
 	if n := gathered(t, three, "jwt_authz_dpop_replay_store_errors_total", map[string]string{"store": "redis", "error": "unavailable"}); n != 1 {
