@@ -236,7 +236,7 @@ func validateDPoP(e *fieldErrors, path string, d *configv1.DPoP) {
 	}
 	checkSenderMode(e, path+".mode", d.GetMode())
 	positive(e, path+".iat_offset", d.GetIatOffset(), false)
-	positive(e, path+".iat_leeway", d.GetIatLeeway(), true)
+	positive(e, path+".iat_leeway", d.GetIatLeeway(), false)
 	if o := d.GetIatOffset(); o != nil && o.AsDuration() > time.Hour {
 		e.add(path+".iat_offset", "must be at most 3600s")
 	}

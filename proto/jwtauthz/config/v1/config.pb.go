@@ -491,7 +491,8 @@ type DPoP struct {
 	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
 	// How old a proof's iat may be. Default 300s.
 	IatOffset *durationpb.Duration `protobuf:"bytes,2,opt,name=iat_offset,json=iatOffset,proto3" json:"iat_offset,omitempty"`
-	// Leeway on both sides of the iat window. Default 30s.
+	// Leeway on both sides of the iat window (clock differences). Default
+	// 30s; must be positive.
 	IatLeeway *durationpb.Duration `protobuf:"bytes,3,opt,name=iat_leeway,json=iatLeeway,proto3" json:"iat_leeway,omitempty"`
 	// Proof algorithms. Default [ES256, PS256, RS256, EdDSA, Ed25519].
 	// Asymmetric only: never none, never HS*.
