@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
 	"net/url"
@@ -229,6 +230,42 @@ func TestHeadersRead(t *testing.T) {
 	for _, h := range []string{"dpop", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-client-cert", "cookie"} {
 		if slices.Contains(base.HeadersRead(), h) {
 			t.Errorf("without DPoP, mTLS or cookies, HeadersRead() = %q names %q", base.HeadersRead(), h)
+		}
+	}
+}
+
+// TestProofsNeverLogged: the decision log of DPoP requests, allowed and
+// denied, holds no part of the proof or the token.
+func TestProofsNeverLogged(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	store, err := replay.NewMemory(replay.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := benchOptions(t, 64, nil)
+	o.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.Providers[0].DPoP = authz.DPoPOptions{Mode: authz.SenderAllowed, Replay: store}
+	a, err := authz.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := newPropHolder(t)
+	c := benchClaims(time.Now(), "svc@clients")
+	c["cnf"] = map[string]any{"jkt": client.jkt}
+	tok := jwkstest.SignToken(t, "ES256", keys(t).ec, map[string]any{"kid": "ES256"}, c)
+	proof := client.proof(t, "GET", "https://api.example.com/x", tok)
+	for range 2 { // allowed, then a replay
+		a.Check(context.Background(), &authz.Request{Method: "GET", Path: "/x", Host: "api.example.com", Scheme: "https",
+			Headers: map[string]string{"authorization": "DPoP " + tok, "dpop": proof}})
+	}
+	log := buf.String()
+	if !strings.Contains(log, "invalid_proof") {
+		t.Fatalf("no decision logged: %s", log)
+	}
+	for _, part := range append(strings.Split(proof, "."), strings.Split(tok, ".")...) {
+		if strings.Contains(log, part[:16]) {
+			t.Errorf("the log holds part of a proof or token: %s", log)
 		}
 	}
 }
