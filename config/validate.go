@@ -64,10 +64,17 @@ func validate(e *fieldErrors, c *configv1.Config) {
 		}
 		issuers[p.GetIssuer()] = i
 	}
+	bindable := false // some provider checks DPoP or mTLS bindings
+	for _, p := range c.GetProviders() {
+		bindable = bindable || p.GetDpop().GetMode() != "disabled" || p.GetMtls().GetMode() == "allowed" || p.GetMtls().GetMode() == "required"
+	}
 	rules := map[string]int{}
 	for i, r := range c.GetRules() {
 		path := fmt.Sprintf("rules[%d]", i)
 		validateRule(e, path, r, names)
+		if r.GetRequire().GetSenderConstrained() && !bindable {
+			e.add(path+".require.sender_constrained", "no provider accepts DPoP or mTLS-bound tokens, so every token would be unbound_token")
+		}
 		if j, dup := rules[r.GetName()]; dup && r.GetName() != "" {
 			e.add(path+".name", "%q is also the name of rules[%d]", r.GetName(), j)
 		}
