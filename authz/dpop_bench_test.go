@@ -2,18 +2,9 @@ package authz_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"fmt"
 	"maps"
 	"testing"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
@@ -36,35 +27,18 @@ func BenchmarkCheckDPoPHit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tp, err := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		b.Fatal(err)
-	}
+	key := jwkstest.NewDPoPKey(b, "ES256")
 	claims := benchClaims(time.Now(), "svc-orders@clients")
-	claims["cnf"] = map[string]any{"jkt": base64.RawURLEncoding.EncodeToString(tp)}
+	claims["cnf"] = map[string]any{"jkt": key.JKT}
 	tok := jwkstest.SignToken(b, "ES256", keys(b).signer("ES256"), map[string]any{"kid": "ES256"}, claims)
-	ath := sha256.Sum256([]byte(tok))
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	base := benchRequest("DPoP " + tok)
-	n := 0
 	// One proof per Check (a jti is single-use), made in batches with the
 	// timer stopped: few live proofs, so the collector's work is the
 	// Check's own.
 	batch := make([]*authz.Request, 256)
 	fill := func() {
 		for i := range batch {
-			n++
-			obj, err := signer.Sign(fmt.Appendf(nil, `{"jti":"bench-%d","htm":"GET","htu":"https://api.example.com/v1/orders/12345","iat":%d,"ath":%q}`,
-				n, time.Now().Unix(), base64.RawURLEncoding.EncodeToString(ath[:])))
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, _ := obj.CompactSerialize()
+			p := key.Proof(b, "GET", "https://api.example.com/v1/orders/12345", tok, time.Now())
 			r := *base
 			r.Scheme = "https"
 			r.Headers = maps.Clone(base.Headers)

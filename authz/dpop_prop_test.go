@@ -2,9 +2,6 @@ package authz_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -18,11 +15,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
@@ -31,48 +25,29 @@ import (
 
 // propHolder is a client: a DPoP key and a TLS client certificate.
 type propHolder struct {
-	key    *ecdsa.PrivateKey
-	signer jose.Signer
-	jkt    string
+	*jwkstest.DPoPKey
 	certPE string // URL-encoded PEM, as Envoy sends it
 	x5t    string
 }
 
 func newPropHolder(t *testing.T) propHolder {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tp, err := (&jose.JSONWebKey{Key: k.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := jwkstest.NewDPoPKey(t, "ES256")
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "c"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Private.Public(), k.Private)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(der)
-	return propHolder{key: k, signer: s, jkt: base64.RawURLEncoding.EncodeToString(tp),
+	return propHolder{DPoPKey: k,
 		certPE: url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
 		x5t:    base64.RawURLEncoding.EncodeToString(sum[:])}
 }
 
-var propJTI atomic.Int64
-
 func (h propHolder) proof(t *testing.T, method, htu, tok string) string {
 	t.Helper()
-	ath := sha256.Sum256([]byte(tok))
-	obj, err := h.signer.Sign(fmt.Appendf(nil, `{"jti":"p%d","htm":%q,"htu":%q,"iat":%d,"ath":%q}`,
-		propJTI.Add(1), method, htu, time.Now().Unix(), base64.RawURLEncoding.EncodeToString(ath[:])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := obj.CompactSerialize()
-	return out
+	return h.Proof(t, method, htu, tok, time.Now())
 }
 
 // TestSenderConstrainedInvariants: over random modes, rules, contexts,
@@ -106,9 +81,9 @@ func TestSenderConstrainedInvariants(t *testing.T) {
 	}
 	tokens := []tokenKind{
 		{tok: sign(nil)},
-		{tok: sign(map[string]any{"jkt": client.jkt}), jkt: true},
+		{tok: sign(map[string]any{"jkt": client.JKT}), jkt: true},
 		{tok: sign(map[string]any{"x5t#S256": client.x5t}), x5t: true},
-		{tok: sign(map[string]any{"jkt": client.jkt, "x5t#S256": client.x5t}), jkt: true, x5t: true},
+		{tok: sign(map[string]any{"jkt": client.JKT, "x5t#S256": client.x5t}), jkt: true, x5t: true},
 	}
 	const htu = "https://api.example.com/v1/orders"
 	n, allowed := 0, 0
@@ -252,7 +227,7 @@ func TestProofsNeverLogged(t *testing.T) {
 	}
 	client := newPropHolder(t)
 	c := benchClaims(time.Now(), "svc@clients")
-	c["cnf"] = map[string]any{"jkt": client.jkt}
+	c["cnf"] = map[string]any{"jkt": client.JKT}
 	tok := jwkstest.SignToken(t, "ES256", keys(t).ec, map[string]any{"kid": "ES256"}, c)
 	proof := client.proof(t, "GET", "https://api.example.com/x", tok)
 	for range 2 { // allowed, then a replay

@@ -1,18 +1,10 @@
 package config_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/config"
@@ -49,25 +41,11 @@ func TestReloadKeepsReplayStore(t *testing.T) {
 		}
 		return rt
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tp, err := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := jwkstest.NewDPoPKey(t, "ES256")
 	c := iss.Claims("c@clients")
-	c["cnf"] = map[string]any{"jkt": base64.RawURLEncoding.EncodeToString(tp)}
+	c["cnf"] = map[string]any{"jkt": key.JKT}
 	tok := iss.Sign(t, c)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ath := sha256.Sum256([]byte(tok))
-	obj, err := signer.Sign(fmt.Appendf(nil, `{"jti":"once","htm":"GET","htu":"https://api.example.com/x","iat":%d,"ath":%q}`,
-		time.Now().Unix(), base64.RawURLEncoding.EncodeToString(ath[:])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proof, _ := obj.CompactSerialize()
+	proof := key.Proof(t, "GET", "https://api.example.com/x", tok, time.Now())
 	check := func(rt *config.Runtime) authz.Reason {
 		return rt.Authorizer.Check(t.Context(), &authz.Request{Method: "GET", Path: "/x", Host: "api.example.com", Scheme: "https",
 			Headers: map[string]string{"authorization": "DPoP " + tok, "dpop": proof}}).Reason

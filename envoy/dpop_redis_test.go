@@ -71,18 +71,18 @@ providers:
 	two := stacktest.Start(t, yaml, stacktest.Options{})
 	w := &dpopWorld{}
 	w.clock.Store(time.Now().UnixNano())
-	key := newProofKey(t, "ES256")
-	tok := iss.Sign(t, with(iss, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
-	p := key.sign(t, w.proofClaims("GET", apiURL+"/items", tok))
+	key := jwkstest.NewDPoPKey(t, "ES256")
+	tok := iss.Sign(t, with(iss, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
+	p := key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", tok))
 
 	assertDecision(t, one.Check(t, dpopReq("GET", "/items", tok, p)), want{allow: true, reason: "ok", http: 200})
 	assertDecision(t, two.Check(t, dpopReq("GET", "/items", tok, p)), badProof("the DPoP proof was already used"))
-	fresh := key.sign(t, w.proofClaims("GET", apiURL+"/items", tok))
+	fresh := key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", tok))
 	assertDecision(t, two.Check(t, dpopReq("GET", "/items", tok, fresh)), want{allow: true, reason: "ok", http: 200})
 
 	// Redis down: refused, with the DPoP challenge, and counted.
 	three := stacktest.Start(t, config("127.0.0.1:"+strconv.Itoa(closedPort(t)), "0.2s"), stacktest.Options{})
-	other := key.sign(t, w.proofClaims("GET", apiURL+"/items", tok))
+	other := key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", tok))
 	assertDecision(t, three.Check(t, dpopReq("GET", "/items", tok, other)), badProof("the DPoP proof could not be checked for replay"))
 	if n := gathered(t, three, "jwt_authz_dpop_replay_store_errors_total", map[string]string{"store": "redis", "error": "unavailable"}); n != 1 {
 		t.Errorf("replay store errors %v, want 1", n)

@@ -91,71 +91,10 @@ func newDPoPWorld(t *testing.T) *dpopWorld {
 	return w
 }
 
-// proofKey is a client's DPoP key and its RFC 7638 thumbprint, computed by
-// go-jose.
-type proofKey struct {
-	priv crypto.Signer
-	alg  string
-	jkt  string
-}
-
-func newProofKey(t *testing.T, alg string) proofKey {
-	t.Helper()
-	priv, err := jwkstest.GenerateKey(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp, err := (&jose.JSONWebKey{Key: priv.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return proofKey{priv: priv, alg: alg, jkt: base64.RawURLEncoding.EncodeToString(tp)}
-}
-
-var jtiSeq atomic.Uint64
-
-// proofClaims are the claims of a good proof for the request.
+// proofClaims are the claims of a good proof for the request, made now
+// on the world's clock.
 func (w *dpopWorld) proofClaims(method, url, token string) map[string]any {
-	ath := sha256.Sum256([]byte(token))
-	return map[string]any{
-		"jti": fmt.Sprintf("jti-%d-%d", time.Now().UnixNano(), jtiSeq.Add(1)),
-		"htm": method,
-		"htu": url,
-		"iat": w.now().Unix(),
-		"ath": base64.RawURLEncoding.EncodeToString(ath[:]),
-	}
-}
-
-// sign makes a proof with go-jose: typ dpop+jwt, the public jwk embedded.
-func (k proofKey) sign(t *testing.T, claims map[string]any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt")
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: k.priv}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	obj, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// publicJWK is k's public JWK as a JSON object.
-func (k proofKey) publicJWK(t *testing.T) map[string]any {
-	t.Helper()
-	b, err := (&jose.JSONWebKey{Key: k.priv.Public()}).MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	return m
+	return jwkstest.ProofClaims(method, url, token, w.now())
 }
 
 // rawProof assembles a proof by hand: any header, signed with sign (nil:
@@ -222,11 +161,11 @@ func metaOf(resp *authv3.CheckResponse, key string) string {
 func TestDPoP(t *testing.T) {
 	t.Parallel()
 	w := newDPoPWorld(t)
-	key := newProofKey(t, "ES256")
-	other := newProofKey(t, "ES256")
-	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
+	key := jwkstest.NewDPoPKey(t, "ES256")
+	other := jwkstest.NewDPoPKey(t, "ES256")
+	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
 	unbound := w.a.Sign(t, with(w.a, nil))
-	good := func(method, url, token string) string { return key.sign(t, w.proofClaims(method, url, token)) }
+	good := func(method, url, token string) string { return key.SignClaims(t, w.proofClaims(method, url, token)) }
 	edit := func(changes map[string]any) string {
 		c := w.proofClaims("GET", apiURL+"/items", bound)
 		for k, v := range changes {
@@ -236,9 +175,9 @@ func TestDPoP(t *testing.T) {
 				c[k] = v
 			}
 		}
-		return key.sign(t, c)
+		return key.SignClaims(t, c)
 	}
-	priv := key.publicJWK(t)
+	priv := key.PublicJWK(t)
 	priv["d"] = "AAAA"
 	hs := func(in []byte) []byte { m := hmac.New(sha256.New, []byte("secret")); m.Write(in); return m.Sum(nil) }
 	weakRSA, _ := rsa.GenerateKey(rand.Reader, 1024)
@@ -286,7 +225,7 @@ func TestDPoP(t *testing.T) {
 		{"no jti", dpopReq("GET", "/items", bound, edit(map[string]any{"jti": nil})), badProof("the DPoP proof has no usable jti")},
 		{"jti too long", dpopReq("GET", "/items", bound, edit(map[string]any{"jti": strings.Repeat("j", 513)})), badProof("the DPoP proof has no usable jti")},
 		{"no htu", dpopReq("GET", "/items", bound, edit(map[string]any{"htu": nil})), badProof("the DPoP proof has no htu")},
-		{"proof key is not the token's", dpopReq("GET", "/items", bound, other.sign(t, w.proofClaims("GET", apiURL+"/items", bound))),
+		{"proof key is not the token's", dpopReq("GET", "/items", bound, other.SignClaims(t, w.proofClaims("GET", apiURL+"/items", bound))),
 			dpopInvalid("sender_mismatch", "the DPoP proof's key is not the one the token is bound to")},
 		{"unbound token with the DPoP scheme", dpopReq("GET", "/items", unbound, good("GET", apiURL+"/items", unbound)),
 			dpopInvalid("sender_mismatch", "the token is not bound to a DPoP key")},
@@ -295,27 +234,27 @@ func TestDPoP(t *testing.T) {
 			dpopInvalid("missing_proof", "the DPoP-bound token was sent without the DPoP scheme and proof")},
 		{"DPoP scheme without a proof", dpopReq("GET", "/items", bound, ""), dpopInvalid("missing_proof", "the DPoP token came without a DPoP proof")},
 		{"two proofs joined", dpopReq("GET", "/items", bound, good("GET", apiURL+"/items", bound)+","+good("GET", apiURL+"/items", bound)), badProof("more than one DPoP proof")},
-		{"jwk with a private member", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": priv}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.priv))),
+		{"jwk with a private member", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": priv}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.Private))),
 			badProof("the DPoP proof has a private key in its jwk")},
-		{"alg none", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": key.publicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), nil)),
+		{"alg none", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": key.PublicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), nil)),
 			badProof("the DPoP proof is malformed: unsigned tokens are not accepted")},
 		{"alg HS256", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": map[string]any{"kty": "oct", "k": "c2VjcmV0"}}, w.proofClaims("GET", apiURL+"/items", bound), hs)),
 			badProof("the DPoP proof has an algorithm that is not accepted")},
-		{"alg not in the provider's list", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES384", "jwk": key.publicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.priv))),
+		{"alg not in the provider's list", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES384", "jwk": key.PublicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.Private))),
 			badProof("the DPoP proof has an algorithm that is not accepted")},
-		{"jwk of another type than alg", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "RS256", "jwk": key.publicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.priv))),
+		{"jwk of another type than alg", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "RS256", "jwk": key.PublicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.Private))),
 			badProof("the DPoP proof has a jwk that does not fit its algorithm")},
 		{"weak RSA jwk", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "RS256", "jwk": weak}, w.proofClaims("GET", apiURL+"/items", bound), rs256)),
 			badProof("the DPoP proof has a weak jwk")},
 		{"small-order Ed25519 jwk", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "EdDSA", "jwk": smallOrder}, w.proofClaims("GET", apiURL+"/items", bound), forged)),
 			badProof("the DPoP proof has a weak jwk")},
-		{"typ JWT", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "JWT", "alg": "ES256", "jwk": key.publicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.priv))),
+		{"typ JWT", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "JWT", "alg": "ES256", "jwk": key.PublicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.Private))),
 			badProof("the DPoP proof has the wrong typ")},
-		{"no jwk", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES256"}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.priv))),
+		{"no jwk", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES256"}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.Private))),
 			badProof("the DPoP proof has no jwk")},
-		{"signature by another key", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": key.publicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(other.priv))),
+		{"signature by another key", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": key.PublicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(other.Private))),
 			badProof("the DPoP proof has an invalid signature")},
-		{"upper-case member name", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "ALG": "ES256", "alg": "ES256", "jwk": key.publicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.priv))),
+		{"upper-case member name", dpopReq("GET", "/items", bound, rawProof(map[string]any{"typ": "dpop+jwt", "ALG": "ES256", "alg": "ES256", "jwk": key.PublicJWK(t)}, w.proofClaims("GET", apiURL+"/items", bound), es256(key.Private))),
 			want{allow: true, reason: "ok"}}, // ALG is another member, not alg: ignored as any unknown member is
 		{"proof in place of the token", dpopReq("GET", "/items", "not.a.token", good("GET", apiURL+"/items", bound)),
 			dpopInvalid("malformed_token", "the token is malformed: header is not base64url")},
@@ -332,8 +271,8 @@ func TestDPoP(t *testing.T) {
 				if got := metaOf(resp, "cnf_method"); got != "dpop" {
 					t.Errorf("cnf_method %q, want dpop", got)
 				}
-				if got := metaOf(resp, "cnf_thumbprint"); got != key.jkt {
-					t.Errorf("cnf_thumbprint %q, want %q", got, key.jkt)
+				if got := metaOf(resp, "cnf_thumbprint"); got != key.JKT {
+					t.Errorf("cnf_thumbprint %q, want %q", got, key.JKT)
 				}
 			}
 		})
@@ -345,9 +284,9 @@ func TestDPoP(t *testing.T) {
 func TestDPoPReplay(t *testing.T) {
 	t.Parallel()
 	w := newDPoPWorld(t)
-	key := newProofKey(t, "ES256")
-	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
-	p := key.sign(t, w.proofClaims("GET", apiURL+"/items", bound))
+	key := jwkstest.NewDPoPKey(t, "ES256")
+	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
+	p := key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", bound))
 	assertDecision(t, w.Check(t, dpopReq("GET", "/items", bound, p)), want{allow: true, reason: "ok", http: 200})
 	assertDecision(t, w.Check(t, dpopReq("GET", "/items", bound, p)), badProof("the DPoP proof was already used"))
 	// A replay stays refused until the proof is too old anyway.
@@ -357,12 +296,12 @@ func TestDPoPReplay(t *testing.T) {
 	assertDecision(t, w.Check(t, dpopReq("GET", "/items", bound, p)), badProof("the DPoP proof is too old"))
 
 	w2 := newDPoPWorld(t)
-	k2 := newProofKey(t, "ES256")
-	b2 := w2.a.Sign(t, with(w2.a, map[string]any{"cnf": map[string]any{"jkt": k2.jkt}}))
+	k2 := jwkstest.NewDPoPKey(t, "ES256")
+	b2 := w2.a.Sign(t, with(w2.a, map[string]any{"cnf": map[string]any{"jkt": k2.JKT}}))
 	hit := map[string]string{"result": "hit"}
 	hits := gathered(t, w2.Stack, "jwt_authz_token_cache_lookups_total", hit)
 	for range 5 {
-		pr := k2.sign(t, w2.proofClaims("GET", apiURL+"/items", b2))
+		pr := k2.SignClaims(t, w2.proofClaims("GET", apiURL+"/items", b2))
 		assertDecision(t, w2.Check(t, dpopReq("GET", "/items", b2, pr)), want{allow: true, reason: "ok", http: 200})
 	}
 	if got := gathered(t, w2.Stack, "jwt_authz_token_cache_lookups_total", hit) - hits; got != 4 {
@@ -375,15 +314,15 @@ func TestDPoPReplay(t *testing.T) {
 func TestDPoPTwoHeaders(t *testing.T) {
 	t.Parallel()
 	w := newDPoPWorld(t)
-	key := newProofKey(t, "ES256")
-	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
+	key := jwkstest.NewDPoPKey(t, "ES256")
+	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
 	req := stacktest.Req{Path: "/items"}.CheckRequest()
 	hm := &corev3.HeaderMap{}
 	for _, kv := range [][2]string{
 		{":method", "GET"}, {":path", "/items"}, {":authority", "api.example.com"},
 		{"authorization", "DPoP " + bound},
-		{"dpop", key.sign(t, w.proofClaims("GET", apiURL+"/items", bound))},
-		{"dpop", key.sign(t, w.proofClaims("GET", apiURL+"/items", bound))},
+		{"dpop", key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", bound))},
+		{"dpop", key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", bound))},
 	} {
 		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], Value: kv[1]})
 	}
@@ -402,13 +341,13 @@ func TestDPoPTwoHeaders(t *testing.T) {
 func TestDPoPModes(t *testing.T) {
 	t.Parallel()
 	w := newDPoPWorld(t)
-	key := newProofKey(t, "ES256")
-	strictBound := w.strict.Sign(t, with(w.strict, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
+	key := jwkstest.NewDPoPKey(t, "ES256")
+	strictBound := w.strict.Sign(t, with(w.strict, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
 	strictUnbound := w.strict.Sign(t, with(w.strict, nil))
-	plainBound := w.plain.Sign(t, with(w.plain, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
-	aBound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
+	plainBound := w.plain.Sign(t, with(w.plain, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
+	aBound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
 	aUnbound := w.a.Sign(t, with(w.a, nil))
-	proof := func(path, tok string) string { return key.sign(t, w.proofClaims("GET", apiURL+path, tok)) }
+	proof := func(path, tok string) string { return key.SignClaims(t, w.proofClaims("GET", apiURL+path, tok)) }
 	ok := want{allow: true, reason: "ok", http: 200}
 	unboundDPoP := func(algs, desc string) want {
 		return want{reason: "unbound_token", http: 401, grpc: 16,
@@ -424,7 +363,7 @@ func TestDPoPModes(t *testing.T) {
 		return r
 	}
 	httpsProof := func(tok string) string {
-		return key.sign(t, w.proofClaims("GET", "https://public.example.com/items", tok))
+		return key.SignClaims(t, w.proofClaims("GET", "https://public.example.com/items", tok))
 	}
 	strictBad := func(desc string) want {
 		return want{reason: "invalid_proof", http: 401, grpc: 16,
@@ -570,14 +509,14 @@ func TestMTLS(t *testing.T) {
 func TestDPoPProofMutations(t *testing.T) {
 	t.Parallel()
 	w := newDPoPWorld(t)
-	key := newProofKey(t, "ES256")
-	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.jkt}}))
+	key := jwkstest.NewDPoPKey(t, "ES256")
+	bound := w.a.Sign(t, with(w.a, map[string]any{"cnf": map[string]any{"jkt": key.JKT}}))
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := mrand.New(mrand.NewPCG(seed, 14))
 	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=,+/ "
 	for i := range 150 {
-		p := []byte(key.sign(t, w.proofClaims("GET", apiURL+"/items", bound)))
+		p := []byte(key.SignClaims(t, w.proofClaims("GET", apiURL+"/items", bound)))
 		pos := rng.IntN(len(p))
 		c := alphabet[rng.IntN(len(alphabet))]
 		if p[pos] == c {

@@ -2,12 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -22,7 +16,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	jose "github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -93,11 +86,7 @@ func TestSoak(t *testing.T) {
 	var signKid atomic.Value
 	signKid.Store(iss.KID())
 	// DPoP clients: a proof key, and tokens bound to it.
-	dpopKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	jkt, err := (&jose.JSONWebKey{Key: dpopKey.Public()}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dpopKey := jwkstest.NewDPoPKey(t, "ES256")
 	type tokenSet struct{ valid, expired, forged, bound []string }
 	mint := func(kid string) tokenSet {
 		var s tokenSet
@@ -105,7 +94,7 @@ func TestSoak(t *testing.T) {
 		for i := range 20 {
 			c := iss.Claims(fmt.Sprintf("client-%d@clients", i))
 			s.valid = append(s.valid, iss.SignWith(t, kid, nil, c))
-			c["cnf"] = map[string]any{"jkt": base64.RawURLEncoding.EncodeToString(jkt)}
+			c["cnf"] = map[string]any{"jkt": dpopKey.JKT}
 			s.bound = append(s.bound, iss.SignWith(t, kid, nil, c))
 			delete(c, "cnf")
 			c["exp"], c["iat"] = now-3600, now-7200
@@ -134,12 +123,6 @@ func TestSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			rng := mrand.New(mrand.NewPCG(uint64(w), 7))
-			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: dpopKey},
-				(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-			if err != nil {
-				panic(err)
-			}
-			var jti int
 			var lastProof, lastBound string // a proof already accepted, for replays
 			tick := time.NewTicker(time.Second / perWorkerRate)
 			defer tick.Stop()
@@ -157,15 +140,8 @@ func TestSoak(t *testing.T) {
 				case k < 6:
 					tok, wantCode = set.valid[rng.IntN(len(set.valid))], 0
 				case k < 7: // DPoP: a bound token with a fresh proof
-					jti++
 					tok = set.bound[rng.IntN(len(set.bound))]
-					ath := sha256.Sum256([]byte(tok))
-					obj, err := signer.Sign(fmt.Appendf(nil, `{"jti":"w%d-%d","htm":"GET","htu":"http://api.example.com/echo","iat":%d,"ath":%q}`,
-						w, jti, time.Now().Unix(), base64.RawURLEncoding.EncodeToString(ath[:])))
-					if err != nil {
-						panic(err)
-					}
-					proof, _ := obj.CompactSerialize()
+					proof := dpopKey.Proof(t, "GET", "http://api.example.com/echo", tok, time.Now())
 					req.Headers = map[string]string{"authorization": "DPoP " + tok, "dpop": proof}
 					lastProof, lastBound, tok = proof, tok, ""
 				case k < 8 && lastProof != "": // DPoP: a replayed proof
