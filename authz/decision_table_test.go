@@ -184,12 +184,12 @@ func assertOutcome(t *testing.T, d authz.Decision, want outcome) {
 		t.Fatalf("decision = allow %v, %s, %d (%s); want allow %v, %s, %d",
 			d.Allow, d.Reason, d.Status, d.Description, want.allow, want.reason, want.status)
 	}
-	if diff := cmp.Diff(want.challenge, d.Challenge); diff != "" {
+	if diff := cmp.Diff(want.challenge, challenge(d)); diff != "" {
 		t.Errorf("challenge (-want +got):\n%s", diff)
 	}
 	if want.allow {
-		if d.Body != nil || d.Challenge != "" {
-			t.Errorf("an allow carries a body %q or challenge %q", d.Body, d.Challenge)
+		if d.Body != nil || challenge(d) != "" {
+			t.Errorf("an allow carries a body %q or challenge %q", d.Body, challenge(d))
 		}
 		return
 	}
@@ -350,7 +350,7 @@ func TestDecisionKeysUnavailable(t *testing.T) {
 	}
 	for _, tok := range []string{i.sign(t, nil, i.claims(time.Now(), nil)), i.sign(t, map[string]any{"kid": nil}, i.claims(time.Now(), nil))} {
 		d := a.Check(t.Context(), tableReq{Token: tok}.request())
-		assertOutcome(t, d, outcome{reason: authz.ReasonKeysUnavailable, status: 503, challenge: d.Challenge})
+		assertOutcome(t, d, outcome{reason: authz.ReasonKeysUnavailable, status: 503, challenge: challenge(d)})
 		if d.RetryAfter == "" {
 			t.Error("no retry-after on 503 keys_unavailable")
 		}
@@ -613,9 +613,12 @@ func TestDecisionDryRun(t *testing.T) {
 			if diff := cmp.Diff(tc.removeQuery, d.RemoveQuery); diff != "" {
 				t.Errorf("removed query (-want +got):\n%s", diff)
 			}
-			if d.Body != nil || d.Challenge != "" {
-				t.Errorf("a dry-run allow carries a body or challenge: %q %q", d.Body, d.Challenge)
+			if d.Body != nil || challenge(d) != "" {
+				t.Errorf("a dry-run allow carries a body or challenge: %q %q", d.Body, challenge(d))
 			}
 		})
 	}
 }
+
+// challenge is the decision's WWW-Authenticate entries, one per line.
+func challenge(d authz.Decision) string { return strings.Join(d.Challenges, "\n") }

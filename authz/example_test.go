@@ -67,8 +67,8 @@ func ExampleNew() {
 		for _, h := range d.Headers {
 			fmt.Printf("  set %s: %s\n", h.Name, h.Value)
 		}
-		if d.Challenge != "" {
-			fmt.Println("  www-authenticate:", d.Challenge)
+		if challenge(d) != "" {
+			fmt.Println("  www-authenticate:", challenge(d))
 		}
 	}
 	// Output:

@@ -109,6 +109,17 @@ func Provider(pc *configv1.Provider, ks authz.KeySource) authz.Provider {
 		TokenType:      pc.GetTokenType(),
 		PayloadHeader:  pc.GetPayloadHeader(),
 		DropToken:      pc.ForwardToken != nil && !pc.GetForwardToken(),
+		DPoP: authz.DPoPOptions{
+			Mode:           senderMode(pc.GetDpop().GetMode(), authz.SenderAllowed),
+			IATOffset:      dur(pc.GetDpop().GetIatOffset(), authz.DefaultDPoPIATOffset),
+			IATLeeway:      dur(pc.GetDpop().GetIatLeeway(), authz.DefaultDPoPIATLeeway),
+			Algorithms:     pc.GetDpop().GetAlgorithms(),
+			TrustForwarded: pc.GetDpop().GetTrustForwardedHeaders(),
+		},
+		MTLS: authz.MTLSOptions{Mode: senderMode(pc.GetMtls().GetMode(), authz.SenderDisabled)},
+	}
+	if pc.GetMtls().GetCertificateSource() == "xfcc" {
+		p.MTLS.Source = authz.CertFromXFCC
 	}
 	for _, s := range pc.GetFrom() {
 		switch src := s.GetSource().(type) {
@@ -141,6 +152,8 @@ func rule(rc *configv1.Rule) authz.Rule {
 			Providers: rc.GetRequire().GetProviders(),
 			Scopes:    rc.GetRequire().GetScopes(),
 			AnyScopes: rc.GetRequire().GetAnyScopes(),
+
+			SenderConstrained: rc.GetRequire().GetSenderConstrained(),
 		},
 		AllowAnonymous:     rc.GetAllowAnonymous(),
 		AllowCORSPreflight: rc.GetAllowCorsPreflight(),
@@ -161,4 +174,16 @@ func rule(rc *configv1.Rule) authz.Rule {
 		r.Require.Claims = append(r.Require.Claims, cr)
 	}
 	return r
+}
+
+func senderMode(mode string, def authz.SenderMode) authz.SenderMode {
+	switch mode {
+	case "disabled":
+		return authz.SenderDisabled
+	case "allowed":
+		return authz.SenderAllowed
+	case "required":
+		return authz.SenderRequired
+	}
+	return def
 }

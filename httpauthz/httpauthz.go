@@ -182,6 +182,12 @@ func (h *handler) request(r *http.Request, path string) (*authz.Request, authz.R
 		Path:    path,
 		Host:    r.Host,
 		Headers: make(map[string]string, len(r.Header)),
+		// The subrequest's own scheme until a trusted forwarded family
+		// says otherwise (DPoP's htu).
+		Scheme: "http",
+	}
+	if r.TLS != nil {
+		req.Scheme = "https"
 	}
 	for k, vs := range r.Header {
 		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
@@ -195,6 +201,9 @@ func (h *handler) request(r *http.Request, path string) (*authz.Request, authz.R
 		return nil, authz.Refuse(authz.ReasonBadRequest, bad)
 	}
 	req.Method, req.Path, req.Host = v.method, v.uri, v.host
+	if v.proto != "" {
+		req.Scheme = strings.ToLower(v.proto)
+	}
 	return req, authz.Refusal{}
 }
 
@@ -214,8 +223,8 @@ func write(w http.ResponseWriter, d *authz.Decision) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if d.Challenge != "" {
-		hdr.Set("WWW-Authenticate", d.Challenge)
+	for _, c := range d.Challenges {
+		hdr.Add("WWW-Authenticate", c)
 	}
 	if d.RetryAfter != "" {
 		hdr.Set("Retry-After", d.RetryAfter)

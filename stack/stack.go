@@ -17,6 +17,7 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -77,6 +78,8 @@ type generation struct {
 	cfg     *configv1.Config
 	a       *authz.Authorizer
 	keySets []*jwks.KeySet // in config order
+	// replays are the DPoP replay stores by provider name.
+	replays map[string]*replayStore
 }
 
 // New builds cfg (validated, as config.Parse returns it), starts its key
@@ -202,9 +205,24 @@ func (s *Stack) build(cfg *configv1.Config, prev *generation) (*generation, erro
 	}
 	opts := config.AuthzOptions(cfg, s.log, func(pc *configv1.Provider) authz.KeySource { return keys[pc] })
 	opts.Now, opts.Metrics, opts.CacheMetrics = s.opts.Now, s.authzMetrics, s.cacheMetrics
+	g.replays = map[string]*replayStore{}
+	for i, pc := range cfg.GetProviders() {
+		if opts.Providers[i].DPoP.Mode == authz.SenderDisabled {
+			continue
+		}
+		rs, err := prev.replayFor(pc, s.opts.Now, s.opts.Registry)
+		if err != nil {
+			stopAll(started)
+			prev.closeReplays(g)
+			return nil, fmt.Errorf("providers[%d].dpop.replay_store: %w", i, err)
+		}
+		g.replays[pc.GetName()] = rs
+		opts.Providers[i].DPoP.Replay = rs.store
+	}
 	a, err := authz.New(opts)
 	if err != nil {
 		stopAll(started)
+		prev.closeReplays(g)
 		return nil, err
 	}
 	g.a = a
@@ -289,6 +307,7 @@ func (s *Stack) retire(prev, next *generation) {
 			ks.Close()
 		}
 	}
+	next.closeReplays(prev)
 	for _, pc := range prev.cfg.GetProviders() {
 		if !names[pc.GetName()] {
 			s.authzMetrics.Forget(pc.GetName())

@@ -123,10 +123,25 @@ func TestStackImporters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed := []string{"config", "authz", "jwks", "envoy", "httpauthz", "proto/jwtauthz/config/v1"}
+	allowed := []string{"config", "authz", "jwks", "envoy", "httpauthz", "replay", "proto/jwtauthz/config/v1"}
 	for _, imp := range p.Imports {
 		if rest, ours := strings.CutPrefix(imp, module+"/"); ours && !slices.Contains(allowed, rest) {
 			t.Errorf("stack imports %s: of ours it may import only %v", imp, allowed)
+		}
+	}
+}
+
+// TestReplayStandsAlone: the DPoP replay stores know nothing of ours; authz
+// declares the interface they satisfy and stack wires them.
+func TestReplayStandsAlone(t *testing.T) {
+	t.Parallel()
+	p, err := build.ImportDir("../../replay", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range p.Imports {
+		if strings.HasPrefix(imp, module+"/") {
+			t.Errorf("replay imports %s: it must import nothing of ours", imp)
 		}
 	}
 }

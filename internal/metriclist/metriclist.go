@@ -16,6 +16,7 @@ import (
 
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/jwks"
+	"github.com/jwtauthz/jwt-authz/replay"
 )
 
 // recorder is a prometheus.Registerer that keeps what is registered.
@@ -46,6 +47,9 @@ func All() []Metric {
 	authz.NewMetrics(r)
 	authz.NewCacheMetrics(r)
 	jwks.NewMetrics(r)
+	if _, err := replay.NewMemory(replay.MemoryOptions{Registerer: r}); err != nil {
+		panic(err) // a recorder refuses nothing
+	}
 	var out []Metric
 	for _, c := range r.cs {
 		var typ string

@@ -248,7 +248,11 @@ check: [troubleshooting.md](troubleshooting.md).
 			apigee = "`" + r.ApigeeCode() + "`"
 			switch {
 			case st == 401 && r == authz.ReasonMissingToken:
-				challenge = "`Bearer realm=\"R\"`"
+				challenge = "`Bearer realm=\"R\"`, and a second `DPoP algs=\"…\"` when a provider accepts DPoP"
+			case r == authz.ReasonInvalidProof:
+				challenge = "`DPoP algs=\"…\", error=\"invalid_dpop_proof\", error_description=\"…\"`"
+			case r == authz.ReasonSenderMismatch || r == authz.ReasonMissingProof || r == authz.ReasonUnboundToken:
+				challenge = "`DPoP algs=\"…\", error=\"invalid_token\", error_description=\"…\"` for DPoP; the Bearer one below for mTLS"
 			case st == 401:
 				challenge = "`Bearer realm=\"R\", error=\"invalid_token\", error_description=\"…\"`"
 			case st == 403:
