@@ -142,33 +142,6 @@ const (
 	BodyApigee
 )
 
-// apigeeCodes maps reasons to Apigee VerifyJWT/flow error codes.
-var apigeeCodes = map[Reason]string{
-	ReasonMissingToken:        "steps.jwt.FailedToDecode",
-	ReasonMalformedToken:      "steps.jwt.FailedToDecode",
-	ReasonUnknownIssuer:       "steps.jwt.JwtIssuerMismatch",
-	ReasonDisallowedAlgorithm: "steps.jwt.AlgorithmMismatch",
-	ReasonUnknownKey:          "steps.jwt.NoMatchingPublicKey",
-	ReasonInvalidSignature:    "steps.jwt.InvalidToken",
-	ReasonExpired:             "steps.jwt.TokenExpired",
-	ReasonNotYetValid:         "steps.jwt.TokenNotYetValid",
-	ReasonInvalidAudience:     "steps.jwt.JwtAudienceMismatch",
-	ReasonTokenTooOld:         "steps.jwt.InvalidClaim",
-	ReasonInvalidType:         "steps.jwt.InvalidToken",
-	ReasonMissingClaim:        "steps.jwt.InvalidClaim",
-	ReasonInsufficientScope:   "steps.oauth.v2.InsufficientScope",
-	ReasonClaimMismatch:       "steps.jwt.InvalidClaim",
-	ReasonNoMatchingRule:      "accesscontrol.IPDeniedAccess",
-	ReasonKeysUnavailable:     "steps.jwt.NoMatchingPublicKey",
-	ReasonInternalError:       "messaging.runtime.UnknownException",
-	ReasonBadRequest:          "protocol.http.BadRequest",
-	ReasonHeadersTooLarge:     "protocol.http.TooBigHeaders",
-	ReasonInvalidProof:        "steps.jwt.InvalidToken",
-	ReasonSenderMismatch:      "steps.jwt.InvalidToken",
-	ReasonMissingProof:        "steps.jwt.InvalidToken",
-	ReasonUnboundToken:        "steps.jwt.InvalidClaim",
-}
-
 // finishDeny fills the status, challenge and body of a denial.
 func (d *Decision) finishDeny(realm string, format BodyFormat) {
 	d.Allow = false
@@ -206,7 +179,7 @@ func (d *Decision) finishDeny(realm string, format BodyFormat) {
 	case BodyApigee:
 		d.Body = marshal(map[string]any{"fault": map[string]any{
 			"faultstring": d.Description,
-			"detail":      map[string]string{"errorcode": apigeeCodes[d.Reason]},
+			"detail":      map[string]string{"errorcode": d.Reason.ApigeeCode()},
 		}})
 	default:
 		d.Body = marshal(struct {
@@ -245,4 +218,4 @@ func quote(s string) string {
 
 // ApigeeCode returns the Apigee errorcode that deny_body: apigee answers
 // with for a denial with r; "" for the allowing reasons.
-func (r Reason) ApigeeCode() string { return apigeeCodes[r] }
+func (r Reason) ApigeeCode() string { return outcomes[r].apigee }

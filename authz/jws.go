@@ -344,10 +344,12 @@ func keyFits(k *Key, alg string) bool {
 		return false
 	}
 	spec, ok := algs[alg]
-	if !ok {
-		return false
-	}
-	switch pub := k.Public.(type) {
+	return ok && typeFits(k.Public, spec)
+}
+
+// typeFits reports whether pub's type (and curve) is the one spec signs with.
+func typeFits(pub crypto.PublicKey, spec algSpec) bool {
+	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		return spec.kind == "RSA" || spec.kind == "PSS"
 	case *ecdsa.PublicKey:
@@ -356,6 +358,25 @@ func keyFits(k *Key, alg string) bool {
 		return spec.kind == "OKP"
 	}
 	return false
+}
+
+// PublicKeyFits reports whether a key set may keep pub for tokens signed
+// with alg: pub is strong (StrongPublicKey) and its type and curve are the
+// ones alg signs with; alg "" (a JWK without alg) asks only for strength.
+// "Ed25519" is RFC 9864's fully-specified name for EdDSA over Ed25519. It is
+// the one algorithm table the JWKS loader and the verifier share.
+func PublicKeyFits(pub crypto.PublicKey, alg string) bool {
+	if !StrongPublicKey(pub) {
+		return false
+	}
+	if alg == "" {
+		return true
+	}
+	if alg == "Ed25519" {
+		alg = "EdDSA"
+	}
+	spec, ok := algs[alg]
+	return ok && typeFits(pub, spec)
 }
 
 // verifySignature checks sig over signing with key k under alg. The caller

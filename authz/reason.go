@@ -67,33 +67,34 @@ var Reasons = []Reason{
 type outcome struct {
 	status int    // HTTP status of the denial
 	code   string // RFC 6750 error code in the challenge and the body's "error"
+	apigee string // Apigee VerifyJWT/flow errorcode of deny_body: apigee
 }
 
 // outcomes maps each denying reason to its answer (docs/reference.md, "Reasons").
 var outcomes = map[Reason]outcome{
-	ReasonMissingToken:        {401, "unauthorized"},
-	ReasonMalformedToken:      {401, "invalid_token"},
-	ReasonUnknownIssuer:       {401, "invalid_token"},
-	ReasonDisallowedAlgorithm: {401, "invalid_token"},
-	ReasonUnknownKey:          {401, "invalid_token"},
-	ReasonInvalidSignature:    {401, "invalid_token"},
-	ReasonExpired:             {401, "invalid_token"},
-	ReasonNotYetValid:         {401, "invalid_token"},
-	ReasonInvalidAudience:     {401, "invalid_token"},
-	ReasonTokenTooOld:         {401, "invalid_token"},
-	ReasonInvalidType:         {401, "invalid_token"},
-	ReasonMissingClaim:        {401, "invalid_token"},
-	ReasonInsufficientScope:   {403, "insufficient_scope"},
-	ReasonClaimMismatch:       {403, "insufficient_scope"},
-	ReasonNoMatchingRule:      {403, "insufficient_scope"},
-	ReasonKeysUnavailable:     {503, "temporarily_unavailable"},
-	ReasonInternalError:       {500, "server_error"},
-	ReasonBadRequest:          {400, "invalid_request"},
-	ReasonHeadersTooLarge:     {431, "invalid_request"},
-	ReasonInvalidProof:        {401, "invalid_dpop_proof"},
-	ReasonSenderMismatch:      {401, "invalid_token"},
-	ReasonMissingProof:        {401, "invalid_token"},
-	ReasonUnboundToken:        {401, "invalid_token"},
+	ReasonMissingToken:        {401, "unauthorized", "steps.jwt.FailedToDecode"},
+	ReasonMalformedToken:      {401, "invalid_token", "steps.jwt.FailedToDecode"},
+	ReasonUnknownIssuer:       {401, "invalid_token", "steps.jwt.JwtIssuerMismatch"},
+	ReasonDisallowedAlgorithm: {401, "invalid_token", "steps.jwt.AlgorithmMismatch"},
+	ReasonUnknownKey:          {401, "invalid_token", "steps.jwt.NoMatchingPublicKey"},
+	ReasonInvalidSignature:    {401, "invalid_token", "steps.jwt.InvalidToken"},
+	ReasonExpired:             {401, "invalid_token", "steps.jwt.TokenExpired"},
+	ReasonNotYetValid:         {401, "invalid_token", "steps.jwt.TokenNotYetValid"},
+	ReasonInvalidAudience:     {401, "invalid_token", "steps.jwt.JwtAudienceMismatch"},
+	ReasonTokenTooOld:         {401, "invalid_token", "steps.jwt.InvalidClaim"},
+	ReasonInvalidType:         {401, "invalid_token", "steps.jwt.InvalidToken"},
+	ReasonMissingClaim:        {401, "invalid_token", "steps.jwt.InvalidClaim"},
+	ReasonInsufficientScope:   {403, "insufficient_scope", "steps.oauth.v2.InsufficientScope"},
+	ReasonClaimMismatch:       {403, "insufficient_scope", "steps.jwt.InvalidClaim"},
+	ReasonNoMatchingRule:      {403, "insufficient_scope", "accesscontrol.IPDeniedAccess"},
+	ReasonKeysUnavailable:     {503, "temporarily_unavailable", "steps.jwt.NoMatchingPublicKey"},
+	ReasonInternalError:       {500, "server_error", "messaging.runtime.UnknownException"},
+	ReasonBadRequest:          {400, "invalid_request", "protocol.http.BadRequest"},
+	ReasonHeadersTooLarge:     {431, "invalid_request", "protocol.http.TooBigHeaders"},
+	ReasonInvalidProof:        {401, "invalid_dpop_proof", "steps.jwt.InvalidToken"},
+	ReasonSenderMismatch:      {401, "invalid_token", "steps.jwt.InvalidToken"},
+	ReasonMissingProof:        {401, "invalid_token", "steps.jwt.InvalidToken"},
+	ReasonUnboundToken:        {401, "invalid_token", "steps.jwt.InvalidClaim"},
 }
 
 // Status returns the HTTP status a denial for r answers with (200 for the

@@ -1,10 +1,6 @@
 package jwks
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,29 +89,11 @@ func usableKey(k jwk.Key, algorithms []string) (*authz.Key, KeyInfo, bool) {
 	if err := pub.Raw(&raw); err != nil {
 		return nil, KeyInfo{}, false
 	}
-	if !keyFits(raw, alg) {
+	if !authz.PublicKeyFits(raw, alg) { // strong, and of the type and curve alg signs with
 		return nil, KeyInfo{}, false
 	}
 	return &authz.Key{ID: k.KeyID(), Algorithm: alg, Public: raw},
 		KeyInfo{KID: k.KeyID(), Alg: alg, Kty: k.KeyType().String(), Use: use}, true
-}
-
-// keyFits accepts a key that authz.StrongPublicKey accepts, only with an
-// alg (when set) that can use it.
-func keyFits(raw any, alg string) bool {
-	if !authz.StrongPublicKey(raw) {
-		return false
-	}
-	switch pk := raw.(type) {
-	case *rsa.PublicKey:
-		return alg == "" || strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
-	case *ecdsa.PublicKey:
-		want := map[elliptic.Curve]string{elliptic.P256(): "ES256", elliptic.P384(): "ES384", elliptic.P521(): "ES512"}[pk.Curve]
-		return want != "" && (alg == "" || alg == want)
-	case ed25519.PublicKey:
-		return alg == "" || alg == "EdDSA" || alg == "Ed25519"
-	}
-	return false
 }
 
 // keysRemoved lists the kids of old that next lacks.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"filippo.io/edwards25519"
+
+	"github.com/jwtauthz/jwt-authz/authz"
 )
 
 // fieldP is 2^255 - 19, the field of Curve25519.
@@ -129,7 +131,7 @@ func TestSmallOrderEd25519KeysRefused(t *testing.T) {
 		bad = append(bad, le)
 	}
 	for _, enc := range bad {
-		if keyFits(ed25519.PublicKey(enc), "EdDSA") || keyFits(ed25519.PublicKey(enc), "") {
+		if authz.PublicKeyFits(ed25519.PublicKey(enc), "EdDSA") || authz.PublicKeyFits(ed25519.PublicKey(enc), "") {
 			t.Errorf("small-order or non-canonical Ed25519 key %x accepted", enc)
 		}
 	}
@@ -154,7 +156,7 @@ func TestSmallOrderEd25519KeysRefused(t *testing.T) {
 		if lowOrderByX25519(t, enc) {
 			t.Fatalf("%x: X25519 says a generated key has small order", enc)
 		}
-		if !keyFits(ed25519.PublicKey(enc), "EdDSA") {
+		if !authz.PublicKeyFits(ed25519.PublicKey(enc), "EdDSA") {
 			t.Errorf("good Ed25519 key %x refused", enc)
 		}
 	}
@@ -186,7 +188,7 @@ func TestWeakRSAExponentsRefused(t *testing.T) {
 	} {
 		pub := &rsa.PublicKey{N: k.N, E: tc.e}
 		for _, alg := range []string{"", "RS256", "PS256"} {
-			if got := keyFits(pub, alg); got != tc.want {
+			if got := authz.PublicKeyFits(pub, alg); got != tc.want {
 				t.Errorf("e=%d alg %q: usable %v, want %v", tc.e, alg, got, tc.want)
 			}
 		}
@@ -195,7 +197,7 @@ func TestWeakRSAExponentsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keyFits(&small.PublicKey, "RS256") {
+	if authz.PublicKeyFits(&small.PublicKey, "RS256") {
 		t.Error("a 1024-bit RSA key was accepted")
 	}
 }
