@@ -365,14 +365,13 @@ token) to get a DPoP-bound token, or with 'Authorization: DPoP <token>' to an AP
 request: make a new one for each. -thumbprint prints the key's thumbprint, the cnf.jkt its tokens carry.`,
 		synopsis: "dpop-proof -key FILE [-alg ALG] [-method POST] -url URL [-token T | -token - | -token-file FILE] [-nonce N]\n" +
 			"  jwt-authz dpop-proof -key FILE -thumbprint",
-		examples: `  jwt-authz keygen -type ec -out dpop.key
+		examples: `  jwt-authz dpop-proof -key dpop.key -thumbprint         # after: jwt-authz keygen -out dpop.key
   curl -H "DPoP: $(jwt-authz dpop-proof -key dpop.key -url http://127.0.0.1:8081/oauth/token)" \
       -d grant_type=client_credentials -d client_id=demo-m2m -d client_secret=demo-m2m-secret \
       -d audience=urn:apigee:target:api http://127.0.0.1:8081/oauth/token
   curl -H "Authorization: DPoP $TOKEN" \
       -H "DPoP: $(jwt-authz dpop-proof -key dpop.key -method GET -url http://127.0.0.1:10000/echo -token "$TOKEN")" \
       http://127.0.0.1:10000/echo
-  jwt-authz dpop-proof -key dpop.key -thumbprint
 `,
 		exits: `  0  the proof (or thumbprint) was printed
   2  bad flags, an unreadable or unsuitable key, a URL that is not absolute
