@@ -346,7 +346,7 @@ func printResponse(w io.Writer, resp *authv3.CheckResponse) int {
 	reason := md["reason"].GetStringValue()
 	if ok := resp.GetOkResponse(); resp.GetStatus().GetCode() == 0 {
 		fmt.Fprintf(w, "decision: allow\nreason: %s\nstatus: 200\n", reason)
-		for _, k := range []string{"provider", "rule", "subject", "client_id", "scope"} {
+		for _, k := range []string{"provider", "rule", "subject", "client_id", "scope", "cnf_method", "cnf_thumbprint"} {
 			if v := md[k].GetStringValue(); v != "" {
 				fmt.Fprintf(w, "%s: %s\n", k, v)
 			}
