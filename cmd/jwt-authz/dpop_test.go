@@ -499,3 +499,41 @@ func TestDPoPProofGetsBoundToken(t *testing.T) {
 		t.Errorf("the same proof again: %d %v, want 400 invalid_dpop_proof", code, body)
 	}
 }
+
+// FuzzParseDPoPKey: whatever the key file holds, parsing never panics, and
+// a key it accepts is one of the three kinds with a matching alg, whose
+// proofs verify with their own jwk.
+func FuzzParseDPoPKey(f *testing.F) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecDER, _ := x509.MarshalECPrivateKey(ec)
+	p8, _ := x509.MarshalPKCS8PrivateKey(ec)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	edDER, _ := x509.MarshalPKCS8PrivateKey(ed)
+	for _, seed := range [][]byte{
+		pemOf("EC PRIVATE KEY", ecDER), pemOf("PRIVATE KEY", p8), pemOf("PRIVATE KEY", edDER),
+		pemOf("RSA PRIVATE KEY", []byte{0x30, 0x03, 0x02, 0x01, 0x00}), pemOf("CERTIFICATE", []byte("x")),
+		[]byte("-----BEGIN PRIVATE KEY-----\n\n-----END PRIVATE KEY-----\n"), nil,
+	} {
+		f.Add(seed, "", "https://h/p?q#f")
+		f.Add(seed, "EdDSA", "http://[::1]:80/a%2Fb")
+	}
+	f.Fuzz(func(t *testing.T, data []byte, alg, rawURL string) {
+		k, err := parseDPoPKey(data, alg)
+		if err != nil {
+			return
+		}
+		switch k.signer.(type) {
+		case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+		default:
+			t.Fatalf("accepted a %T", k.signer)
+		}
+		proof, err := k.sign(proofRequest{method: "GET", url: rawURL, token: "t", now: time.Now()})
+		if err != nil {
+			return
+		}
+		claims := verifyProof(t, proof, k.alg, k.signer.Public())
+		if htu, _ := claims["htu"].(string); strings.ContainsAny(htu, "?#") || !strings.HasPrefix(rawURL, htu) {
+			t.Errorf("htu %q from URL %q: want the URL before its query and fragment", htu, rawURL)
+		}
+	})
+}
