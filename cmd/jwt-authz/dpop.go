@@ -25,6 +25,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
 // dpopKey is a client's DPoP private key and the JWS alg it signs with.
@@ -119,29 +121,16 @@ func (k dpopKey) publicJWK() map[string]string {
 
 // thumbprint is the RFC 7638 SHA-256 thumbprint of the public key, base64url:
 // what a DPoP-bound token carries in cnf.jkt.
-func (k dpopKey) thumbprint() string {
-	jwk := k.publicJWK()
-	var members []string
-	switch jwk["kty"] {
-	case "EC":
-		members = []string{"crv", "kty", "x", "y"}
-	case "RSA":
-		members = []string{"e", "kty", "n"}
-	default:
-		members = []string{"crv", "kty", "x"}
+func (k dpopKey) thumbprint() (string, error) {
+	pub, err := jwk.FromRaw(k.signer.Public())
+	if err != nil {
+		return "", err
 	}
-	var sb strings.Builder
-	sb.WriteByte('{')
-	for i, m := range members {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		// Members are base64url or fixed names: nothing to escape.
-		fmt.Fprintf(&sb, "%q:%q", m, jwk[m])
+	sum, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", err
 	}
-	sb.WriteByte('}')
-	sum := sha256.Sum256([]byte(sb.String()))
-	return b64url(sum[:])
+	return b64url(sum), nil
 }
 
 // proofRequest is what one proof is for.
@@ -285,7 +274,11 @@ func dpopProof(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail("-key: %v", err)
 	}
 	if *thumb {
-		fmt.Fprintln(stdout, k.thumbprint())
+		tp, err := k.thumbprint()
+		if err != nil {
+			return fail("-key: %v", err)
+		}
+		fmt.Fprintln(stdout, tp)
 		return 0
 	}
 	if *rawURL == "" {

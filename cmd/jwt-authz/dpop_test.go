@@ -409,7 +409,8 @@ func runCmd(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 }
 
 // TestKeygen: each type makes a PKCS#8 key, mode 0600, that dpop-proof
-// signs with; an existing file is never overwritten.
+// signs with and whose thumbprint it prints; an existing file is never
+// overwritten.
 func TestKeygen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -434,6 +435,9 @@ func TestKeygen(t *testing.T) {
 		claims := verifyProof(t, strings.TrimSpace(out), alg, key.(crypto.Signer).Public())
 		if claims["htm"] != "POST" || claims["htu"] != "https://as.example/oauth/token" || claims["ath"] != nil {
 			t.Errorf("%s proof claims %v: want htm POST, htu without query and fragment, no ath", typ, claims)
+		}
+		if _, tp, _ := runCmd(t, "", "dpop-proof", "-key", file, "-thumbprint"); tp != wantThumbprint(t, key.(crypto.Signer).Public())+"\n" {
+			t.Errorf("%s: -thumbprint printed %q, want go-jose's RFC 7638 thumbprint", typ, tp)
 		}
 		if code, _, errOut := runCmd(t, "", "keygen", "-type", typ, "-out", file); code != 2 || !strings.Contains(errOut, "file exists") {
 			t.Errorf("keygen over an existing file: exit %d, %q", code, errOut)

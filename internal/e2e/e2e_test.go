@@ -765,16 +765,7 @@ func TestRunLocal(t *testing.T) {
 			t.Errorf("printed commands = %q, want the token line and three checks", commands)
 		} else {
 			for i, want := range []int{0, 1, 1} {
-				c := exec.Command("bash", "-c", "set -e; "+commands[0]+"\n"+commands[i+1])
-				c.Dir = root
-				outb, err := c.CombinedOutput()
-				code := 0
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					code = ee.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
-				}
+				code, outb := runPrinted(t, root, commands[0], commands[i+1])
 				if code != want {
 					t.Errorf("%s: exit %d, want %d\n%s", commands[i+1], code, want, outb)
 				}
@@ -836,16 +827,7 @@ func checkDPoPWalkthrough(t *testing.T, root string, printed []string) {
 		code   int
 		reason string
 	}{{0, "reason: "}, {1, "reason: missing_proof\nstatus: 401\n"}, {1, "reason: sender_mismatch\nstatus: 401\n"}} {
-		c := exec.Command("bash", "-c", "set -e; "+printed[0]+"\n"+printed[i+1])
-		c.Dir = root
-		out, err := c.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code, out := runPrinted(t, root, printed[0], printed[i+1])
 		if code != want.code || !strings.Contains(string(out), want.reason) {
 			t.Errorf("%s: exit %d, want %d and %q\n%s", printed[i+1], code, want.code, want.reason, out)
 		}
@@ -853,6 +835,23 @@ func checkDPoPWalkthrough(t *testing.T, root string, printed []string) {
 			t.Errorf("%s: allowed without cnf_method: dpop\n%s", printed[i+1], out)
 		}
 	}
+}
+
+// runPrinted runs a printed command after the printed line that sets its
+// token, in root, and returns its exit code and output.
+func runPrinted(t *testing.T, root, tokenLine, command string) (int, []byte) {
+	t.Helper()
+	c := exec.Command("bash", "-c", "set -e; "+tokenLine+"\n"+command)
+	c.Dir = root
+	out, err := c.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, out
 }
 
 // nginxPath is where run-local.sh finds nginx, or "".
