@@ -700,8 +700,8 @@ func cfgCheckExtAuthz(path string, a *extauthzv3.ExtAuthz) []error {
 
 // cfgCheckDownstreamTLS checks a TLS listener of the demo: it requires a client certificate, and
 // Envoy can start with it (the files it names exist, the certificate and key are a pair, the CA
-// parses). trusted_ca is required because without one Envoy does not ask for a client certificate,
-// require_client_certificate notwithstanding.
+// parses). trusted_ca is required: Envoy asks for a client certificate, and enforces
+// require_client_certificate, as part of a validation context with a trusted CA.
 func cfgCheckDownstreamTLS(path string, c *tlsv3.DownstreamTlsContext) []error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(path+": "+format, args...)) }
@@ -711,7 +711,7 @@ func cfgCheckDownstreamTLS(path string, c *tlsv3.DownstreamTlsContext) []error {
 	common := c.GetCommonTlsContext()
 	vc := common.GetValidationContext()
 	if vc.GetTrustedCa().GetFilename() == "" {
-		fail("common_tls_context.validation_context.trusted_ca.filename must be set: without it Envoy asks for no client certificate")
+		fail("common_tls_context.validation_context.trusted_ca.filename must be set: Envoy asks for client certificates through a validation context with a trusted CA")
 	} else if pemBytes, err := os.ReadFile(cfgHostPath(vc.GetTrustedCa().GetFilename())); err != nil {
 		fail("trusted_ca: %v", err)
 	} else if !x509.NewCertPool().AppendCertsFromPEM(pemBytes) {
