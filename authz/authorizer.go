@@ -58,6 +58,12 @@ type Provider struct {
 	// DropToken removes the token from the upstream request (the config's
 	// forward_token: false). The zero value forwards it.
 	DropToken bool
+	// DPoP checks DPoP-bound tokens (RFC 9449); the zero value disables
+	// the DPoP scheme.
+	DPoP DPoPOptions
+	// MTLS checks certificate-bound tokens (RFC 8705); the zero value
+	// disables it.
+	MTLS MTLSOptions
 }
 
 // ClaimHeader copies a claim to a header.
@@ -120,12 +126,26 @@ type Authorizer struct {
 	// removeLists interns headers_to_remove lists by the set of headers a
 	// token sets, so cached tokens share them.
 	removeLists sync.Map // string -> []string
+	// dpopSource is the index of the "Authorization: DPoP" source in
+	// sources, -1 when no provider accepts DPoP; dpopAlgs the union of
+	// the proof algorithms of the providers that do (for the challenge
+	// of a request without a token).
+	dpopSource int
+	dpopAlgs   string
+	// headersRead are the request headers some check reads.
+	headersRead []string
+	// proofKeys are DPoP proof keys already parsed.
+	proofKeys jwkCache
 }
 
 type provider struct {
 	Provider
 	algs    map[string]bool
 	sources []int // indexes into Authorizer.sources
+	// dpopAlgs are the accepted proof algorithms, dpopAlgList the same
+	// for the challenge.
+	dpopAlgs    map[string]bool
+	dpopAlgList string
 }
 
 var namePattern = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
@@ -148,6 +168,7 @@ func New(o Options) (*Authorizer, error) {
 		metrics:      o.Metrics,
 		log:          o.Logger,
 		level:        o.DecisionLevel,
+		dpopSource:   -1,
 	}
 	if a.realm == "" {
 		a.realm = "jwt-authz"
@@ -187,6 +208,9 @@ func New(o Options) (*Authorizer, error) {
 		}
 		for _, s := range srcs {
 			pp.sources = append(pp.sources, a.addSource(s))
+		}
+		if err := a.addSenderChecks(pp); err != nil {
+			return nil, err
 		}
 		for _, ch := range p.ClaimHeaders {
 			h := strings.ToLower(ch.Header)
@@ -238,6 +262,7 @@ func New(o Options) (*Authorizer, error) {
 		names = append(names, p.Name)
 	}
 	a.metrics.initSeries(names)
+	a.headersRead = a.computeHeadersRead()
 	return a, nil
 }
 
@@ -391,6 +416,11 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 		eff.providersNarrow = true
 		eff.contextNeedsToken = true
 	}
+	if strings.EqualFold(r.Context["sender_constrained"], "true") {
+		// "false" cannot take away what the rule asks.
+		eff.SenderConstrained = true
+		eff.contextNeedsToken = true
+	}
 	if v, ok := r.Context["allow_anonymous"]; ok && !strings.EqualFold(v, "true") {
 		// "false" takes anonymity away; "true" cannot grant what the rule
 		// does not.
@@ -408,7 +438,11 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	f, st, why := extract(r, a.sources)
 	switch st {
 	case extractMalformed:
-		return Decision{Reason: ReasonMalformedToken, Description: "the token is malformed: " + why}
+		d := Decision{Reason: ReasonMalformedToken, Description: "the token is malformed: " + why}
+		if a.dpopSource >= 0 && f.source == a.dpopSource {
+			d.dpopAlgs = a.dpopAlgs
+		}
+		return d
 	case extractNone:
 		switch {
 		case rl == nil && !a.defaultAllow:
@@ -418,16 +452,32 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		case rl == nil || req.anonymous:
 			return a.anonymous("")
 		}
-		return Decision{Reason: ReasonMissingToken, Description: "a bearer token is required"}
+		return Decision{Reason: ReasonMissingToken, Description: "a bearer token is required", alsoDPoP: a.dpopAlgs}
 	}
 
+	isDPoP := a.dpopSource >= 0 && f.source == a.dpopSource
 	v, d := a.verify(ctx, f.token)
 	if v == nil {
+		if isDPoP {
+			d.dpopAlgs = a.dpopAlgs
+			if p := a.byName[d.Provider]; p != nil && p.dpopAlgList != "" {
+				d.dpopAlgs = p.dpopAlgList
+			}
+		}
 		return d
 	}
 	d = Decision{Provider: v.p.Name, KeyID: v.kid, Metadata: v.metadata()}
+	if isDPoP {
+		d.dpopAlgs = v.p.dpopAlgList
+		if d.dpopAlgs == "" {
+			d.dpopAlgs = a.dpopAlgs
+		}
+	}
 	if !slices.Contains(v.p.sources, f.source) {
 		d.Reason, d.Description = ReasonMalformedToken, "the token was sent where its issuer's tokens are not accepted"
+		return d
+	}
+	if !a.checkSender(ctx, &d, r, v, f, isDPoP, req.SenderConstrained) {
 		return d
 	}
 	// From here the token itself is valid: a dry-run rule forwards its

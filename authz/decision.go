@@ -31,8 +31,10 @@ type Decision struct {
 	// Metadata is for Envoy's dynamic metadata (access logs, rate limits).
 	Metadata Metadata
 
-	// Challenge is the WWW-Authenticate value of a denial; "" for none.
-	Challenge string
+	// Challenges are the WWW-Authenticate values of a denial, one header
+	// entry each: none, one, or a Bearer and a DPoP challenge when no
+	// token was sent and a provider accepts DPoP.
+	Challenges []string
 	// RetryAfter is the retry-after header value of a 503; "" for none.
 	RetryAfter string
 	// Body is the rendered deny body, ContentType its media type.
@@ -50,6 +52,12 @@ type Decision struct {
 	// and from where it came; finish clears them.
 	verified *verified
 	from     found
+	// dpopAlgs, when set, makes the challenge a DPoP one (the request used
+	// the DPoP scheme, or the token is DPoP-bound) with these algs.
+	dpopAlgs string
+	// alsoDPoP adds a DPoP challenge with these algs beside the Bearer one
+	// (no token, and a provider accepts DPoP).
+	alsoDPoP string
 }
 
 // Header is one upstream header to set (overwriting any client value).
@@ -67,13 +75,17 @@ type Metadata struct {
 	Subject  string
 	ClientID string
 	Scope    string
+	// CnfMethod is how the token's binding was proven: "dpop", "mtls" or
+	// "" for an unbound token; CnfThumbprint the proven thumbprint.
+	CnfMethod     string
+	CnfThumbprint string
 }
 
 // sanitise leaves out every field that TextSafe refuses. Subject,
 // client_id and scope come from the token: a CR/LF or NUL in them would
 // reach Envoy's metadata and text access logs.
 func (m *Metadata) sanitise() {
-	for _, f := range []*string{&m.Provider, &m.Rule, &m.Issuer, &m.Subject, &m.ClientID, &m.Scope} {
+	for _, f := range []*string{&m.Provider, &m.Rule, &m.Issuer, &m.Subject, &m.ClientID, &m.Scope, &m.CnfMethod, &m.CnfThumbprint} {
 		*f = TextSafe(*f)
 	}
 }
@@ -150,6 +162,10 @@ var apigeeCodes = map[Reason]string{
 	ReasonKeysUnavailable:     "steps.jwt.NoMatchingPublicKey",
 	ReasonInternalError:       "messaging.runtime.UnknownException",
 	ReasonBadRequest:          "protocol.http.BadRequest",
+	ReasonInvalidProof:        "steps.jwt.InvalidToken",
+	ReasonSenderMismatch:      "steps.jwt.InvalidToken",
+	ReasonMissingProof:        "steps.jwt.InvalidToken",
+	ReasonUnboundToken:        "steps.jwt.InvalidClaim",
 }
 
 // finishDeny fills the status, challenge and body of a denial.
@@ -157,19 +173,30 @@ func (d *Decision) finishDeny(realm string, format BodyFormat) {
 	d.Allow = false
 	d.Status = d.Reason.Status()
 	code := d.Reason.ErrorCode()
+	d.Challenges = nil
+	scheme, params := `Bearer`, `realm=`+quote(realm)
+	if d.dpopAlgs != "" {
+		// RFC 9449 §7.1: the DPoP challenge names the accepted algs.
+		scheme, params = `DPoP`, `algs=`+quote(d.dpopAlgs)
+	}
 	switch d.Status {
 	case 401:
-		if d.Reason == ReasonMissingToken {
+		switch {
+		case d.Reason == ReasonMissingToken:
 			// RFC 6750 §3.1: no error code when the request had no token.
-			d.Challenge = `Bearer realm=` + quote(realm)
-		} else {
-			d.Challenge = `Bearer realm=` + quote(realm) + `, error="invalid_token", error_description=` + quote(d.Description)
+			d.Challenges = append(d.Challenges, scheme+` `+params)
+			if d.alsoDPoP != "" {
+				d.Challenges = append(d.Challenges, `DPoP algs=`+quote(d.alsoDPoP))
+			}
+		default:
+			d.Challenges = append(d.Challenges, scheme+` `+params+`, error=`+quote(code)+`, error_description=`+quote(d.Description))
 		}
 	case 403:
-		d.Challenge = `Bearer realm=` + quote(realm) + `, error="insufficient_scope"`
+		c := scheme + ` ` + params + `, error="insufficient_scope"`
 		if len(d.MissingScopes) > 0 {
-			d.Challenge += `, scope=` + quote(strings.Join(d.MissingScopes, " "))
+			c += `, scope=` + quote(strings.Join(d.MissingScopes, " "))
 		}
+		d.Challenges = append(d.Challenges, c)
 	case 503:
 		d.RetryAfter = "5"
 	}

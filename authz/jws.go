@@ -31,6 +31,9 @@ type jwsHeader struct {
 	Kid  *string // nil when absent
 	Typ  string
 	Crit bool // present, whatever its value
+	// JWK is the raw jwk member, read only by the DPoP proof check (a
+	// proof carries its own key; a token never names one we believe).
+	JWK json.RawMessage
 }
 
 // compact is a token split into its parts.
@@ -136,6 +139,7 @@ func decodeHeader(b []byte, h *jwsHeader) string {
 		return "header typ is not a string"
 	}
 	_, h.Crit = m["crit"]
+	h.JWK = m["jwk"]
 	return ""
 }
 

@@ -49,6 +49,7 @@ var (
 		ReasonDisallowedAlgorithm, ReasonUnknownKey, ReasonInvalidSignature, ReasonExpired,
 		ReasonNotYetValid, ReasonInvalidAudience, ReasonTokenTooOld, ReasonInvalidType,
 		ReasonMissingClaim, ReasonInsufficientScope, ReasonClaimMismatch, ReasonKeysUnavailable,
+		ReasonInvalidProof, ReasonSenderMismatch, ReasonMissingProof, ReasonUnboundToken,
 	}
 	noProviderDenyReasons = []Reason{
 		ReasonMissingToken, ReasonMalformedToken, ReasonUnknownIssuer, ReasonNoMatchingRule, ReasonBadRequest,

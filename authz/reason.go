@@ -32,6 +32,18 @@ const (
 	// default policy, disagreeing or repeated forwarded headers. It is not a
 	// token problem, so it answers 400 without a challenge.
 	ReasonBadRequest Reason = "bad_request"
+	// ReasonInvalidProof is a DPoP proof that is malformed, badly signed,
+	// for another method, URL or token, too old or from the future, or
+	// replayed.
+	ReasonInvalidProof Reason = "invalid_proof"
+	// ReasonSenderMismatch is a proof key or client certificate that is not
+	// the one the token is bound to.
+	ReasonSenderMismatch Reason = "sender_mismatch"
+	// ReasonMissingProof is a bound token without its proof or certificate,
+	// or a DPoP-bound token sent with the Bearer scheme.
+	ReasonMissingProof Reason = "missing_proof"
+	// ReasonUnboundToken is an unbound token where binding is required.
+	ReasonUnboundToken Reason = "unbound_token"
 )
 
 // Reasons lists every Reason, in the contract's order.
@@ -41,6 +53,7 @@ var Reasons = []Reason{
 	ReasonExpired, ReasonNotYetValid, ReasonInvalidAudience, ReasonTokenTooOld, ReasonInvalidType,
 	ReasonMissingClaim, ReasonInsufficientScope, ReasonClaimMismatch, ReasonNoMatchingRule,
 	ReasonKeysUnavailable, ReasonInternalError, ReasonBadRequest,
+	ReasonInvalidProof, ReasonSenderMismatch, ReasonMissingProof, ReasonUnboundToken,
 }
 
 // outcome is one row of the table that maps a reason to its HTTP answer.
@@ -71,6 +84,10 @@ var outcomes = map[Reason]outcome{
 	ReasonKeysUnavailable:     {503, "temporarily_unavailable"},
 	ReasonInternalError:       {500, "server_error"},
 	ReasonBadRequest:          {400, "invalid_request"},
+	ReasonInvalidProof:        {401, "invalid_dpop_proof"},
+	ReasonSenderMismatch:      {401, "invalid_token"},
+	ReasonMissingProof:        {401, "invalid_token"},
+	ReasonUnboundToken:        {401, "invalid_token"},
 }
 
 // Status returns the HTTP status a denial for r answers with (200 for the

@@ -23,6 +23,13 @@ type Request struct {
 	Repeated map[string]int
 	// Context holds per-route settings (Envoy's context_extensions).
 	Context map[string]string
+	// Scheme is the request's scheme as the proxy saw it (http, https);
+	// the DPoP htu check reads it.
+	Scheme string
+	// Certificate is the client certificate of the connection, as Envoy
+	// sends it with include_peer_certificate: true (URL-encoded PEM); ""
+	// for none. The mTLS binding check reads it.
+	Certificate string
 }
 
 // header returns a request header by lower-case name.

@@ -136,8 +136,8 @@ func TestRequestShapes(t *testing.T) {
 			if d.Reason != tc.reason || d.Rule != tc.rule || tc.desc != "" && d.Description != tc.desc {
 				t.Errorf("got %s rule %q %q, want %s rule %q %q", d.Reason, d.Rule, d.Description, tc.reason, tc.rule, tc.desc)
 			}
-			if d.Reason == authz.ReasonBadRequest && (d.Status != 400 || d.Challenge != "" || d.Allow) {
-				t.Errorf("bad_request rendered as status %d, challenge %q, allow %v", d.Status, d.Challenge, d.Allow)
+			if d.Reason == authz.ReasonBadRequest && (d.Status != 400 || len(d.Challenges) != 0 || d.Allow) {
+				t.Errorf("bad_request rendered as status %d, challenges %q, allow %v", d.Status, d.Challenges, d.Allow)
 			}
 		})
 	}

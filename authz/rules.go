@@ -46,6 +46,9 @@ type Requirement struct {
 	// AnyScopes: at least one of them.
 	AnyScopes []string
 	Claims    []ClaimRequirement
+	// SenderConstrained: the token must be bound (DPoP or mTLS) and
+	// proven; an unbound one is unbound_token.
+	SenderConstrained bool
 }
 
 // ClaimRequirement asks for a claim, and optionally one of some values.

@@ -29,6 +29,9 @@ type verified struct {
 	// from p. Kept apart so a cache entry stays small.
 	subject, clientID, scope string
 	exp                      int64 // the cache entry's end, Unix nanoseconds
+	// jkt and x5t are the token's binding (cnf.jkt, cnf["x5t#S256"]);
+	// "" when unbound.
+	jkt, x5t string
 }
 
 // metadata is the Envoy dynamic metadata of a decision on this token.
@@ -328,5 +331,9 @@ func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string
 		scope = strings.ReplaceAll(scope, ",", " ")
 	}
 	v.subject, v.clientID, v.scope = cl.str("sub"), clientID, scope
+	if cnf, ok := cl["cnf"].(map[string]any); ok {
+		v.jkt, _ = cnf["jkt"].(string)
+		v.x5t, _ = cnf["x5t#S256"].(string)
+	}
 	return v
 }

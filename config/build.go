@@ -2,12 +2,14 @@ package config
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -15,6 +17,7 @@ import (
 	"github.com/jwtauthz/jwt-authz/authz"
 	"github.com/jwtauthz/jwt-authz/jwks"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
+	"github.com/jwtauthz/jwt-authz/replay"
 )
 
 // Defaults the contract gives.
@@ -45,6 +48,8 @@ type Env struct {
 	Clock jwks.Clock
 	// Now is the authorizer's clock; nil means time.Now.
 	Now func() time.Time
+	// Registerer receives the DPoP replay-store metrics; nil means none.
+	Registerer prometheus.Registerer
 }
 
 // Runtime is a built config: the authorizer and the running key sets.
@@ -55,6 +60,8 @@ type Runtime struct {
 	Providers   []*jwks.KeySet
 	keyConfig   map[string]*configv1.Provider
 	jwksMetrics *jwks.Metrics
+	// replays are the DPoP replay stores by provider name.
+	replays map[string]*replayStore
 }
 
 // Build makes a Runtime from a validated config. Key sets of prev whose
@@ -65,7 +72,8 @@ type Runtime struct {
 // prev.Retire(next). Every provider that skips the audience check is
 // warned about, at start and at every reload.
 func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
-	rt := &Runtime{Config: cfg, keyConfig: map[string]*configv1.Provider{}, jwksMetrics: env.JWKSMetrics}
+	rt := &Runtime{Config: cfg, keyConfig: map[string]*configv1.Provider{}, jwksMetrics: env.JWKSMetrics,
+		replays: map[string]*replayStore{}}
 	logger := env.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -105,9 +113,10 @@ func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 		for _, p := range started {
 			p.Close()
 		}
+		prev.closeReplays(rt)
 		return nil, err
 	}
-	for _, pc := range cfg.GetProviders() {
+	for i, pc := range cfg.GetProviders() {
 		if pc.GetSkipAudienceCheck() {
 			logger.Warn("audience check skipped: tokens for any audience of this issuer are accepted",
 				"provider", pc.GetName(), "issuer", pc.GetIssuer())
@@ -124,7 +133,16 @@ func Build(cfg *configv1.Config, env Env, prev *Runtime) (*Runtime, error) {
 		}
 		rt.Providers = append(rt.Providers, ks)
 		rt.keyConfig[pc.GetName()] = pc
-		opts.Providers = append(opts.Providers, provider(pc, ks))
+		ap := provider(pc, ks)
+		if ap.DPoP.Mode != authz.SenderDisabled {
+			rs, err := prev.replayFor(pc, env)
+			if err != nil {
+				return fail(fmt.Errorf("providers[%d].dpop.replay_store: %w", i, err))
+			}
+			rt.replays[pc.GetName()] = rs
+			ap.DPoP.Replay = rs.store
+		}
+		opts.Providers = append(opts.Providers, ap)
 	}
 	for _, rc := range cfg.GetRules() {
 		opts.Rules = append(opts.Rules, rule(rc))
@@ -219,6 +237,7 @@ func (rt *Runtime) Retire(next *Runtime) {
 			p.Close()
 		}
 	}
+	next.closeReplays(rt)
 	// A provider that left the config leaves /metrics too.
 	for name := range rt.keyConfig {
 		if !names[name] && rt.jwksMetrics != nil {
@@ -304,6 +323,17 @@ func provider(pc *configv1.Provider, ks authz.KeySource) authz.Provider {
 		TokenType:      pc.GetTokenType(),
 		PayloadHeader:  strings.ToLower(pc.GetPayloadHeader()),
 		DropToken:      pc.ForwardToken != nil && !pc.GetForwardToken(),
+		DPoP: authz.DPoPOptions{
+			Mode:           senderMode(pc.GetDpop().GetMode(), authz.SenderAllowed),
+			IATOffset:      dur(pc.GetDpop().GetIatOffset(), authz.DefaultDPoPIATOffset),
+			IATLeeway:      dur(pc.GetDpop().GetIatLeeway(), authz.DefaultDPoPIATLeeway),
+			Algorithms:     pc.GetDpop().GetAlgorithms(),
+			TrustForwarded: pc.GetDpop().GetTrustForwardedHeaders(),
+		},
+		MTLS: authz.MTLSOptions{Mode: senderMode(pc.GetMtls().GetMode(), authz.SenderDisabled)},
+	}
+	if pc.GetMtls().GetCertificateSource() == "xfcc" {
+		p.MTLS.Source = authz.CertFromXFCC
 	}
 	for _, s := range pc.GetFrom() {
 		switch src := s.GetSource().(type) {
@@ -336,6 +366,8 @@ func rule(rc *configv1.Rule) authz.Rule {
 			Providers: rc.GetRequire().GetProviders(),
 			Scopes:    rc.GetRequire().GetScopes(),
 			AnyScopes: rc.GetRequire().GetAnyScopes(),
+
+			SenderConstrained: rc.GetRequire().GetSenderConstrained(),
 		},
 		AllowAnonymous:     rc.GetAllowAnonymous(),
 		AllowCORSPreflight: rc.GetAllowCorsPreflight(),
@@ -356,4 +388,87 @@ func rule(rc *configv1.Rule) authz.Rule {
 		r.Require.Claims = append(r.Require.Claims, cr)
 	}
 	return r
+}
+
+func senderMode(mode string, def authz.SenderMode) authz.SenderMode {
+	switch mode {
+	case "disabled":
+		return authz.SenderDisabled
+	case "allowed":
+		return authz.SenderAllowed
+	case "required":
+		return authz.SenderRequired
+	}
+	return def
+}
+
+// replayStore is a provider's DPoP replay store and the settings it was
+// built from: a reload that keeps them keeps the store, and with it the
+// proofs already seen.
+type replayStore struct {
+	settings *configv1.DPoP // replay_store and replay_cache_entries only
+	store    authz.ReplayStore
+	close    func() error
+}
+
+func replaySettings(pc *configv1.Provider) *configv1.DPoP {
+	d := pc.GetDpop()
+	out := &configv1.DPoP{ReplayStore: d.GetReplayStore()}
+	if d != nil {
+		out.ReplayCacheEntries = d.ReplayCacheEntries
+	}
+	return out
+}
+
+// replayFor returns prev's replay store for pc when its settings are the
+// same, else a new one.
+func (rt *Runtime) replayFor(pc *configv1.Provider, env Env) (*replayStore, error) {
+	want := replaySettings(pc)
+	if rt != nil {
+		if old := rt.replays[pc.GetName()]; old != nil && proto.Equal(old.settings, want) {
+			return old, nil
+		}
+	}
+	rs := &replayStore{settings: want, close: func() error { return nil }}
+	if r := want.GetReplayStore().GetRedis(); r != nil {
+		s, err := replay.NewRedis(replay.RedisOptions{
+			Address:    r.GetAddress(),
+			Username:   r.GetUsername(),
+			Password:   r.GetPassword(),
+			DB:         int(r.GetDb()),
+			TLS:        r.GetTls(),
+			KeyPrefix:  r.GetKeyPrefix(),
+			Timeout:    dur(r.GetTimeout(), 0),
+			Now:        env.Now,
+			Registerer: env.Registerer,
+		})
+		if err != nil {
+			return nil, err
+		}
+		rs.store, rs.close = s, s.Close
+		return rs, nil
+	}
+	m, err := replay.NewMemory(replay.MemoryOptions{
+		MaxEntries: int(want.GetReplayCacheEntries()),
+		Now:        env.Now,
+		Registerer: env.Registerer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rs.store = m
+	return rs, nil
+}
+
+// closeReplays closes the replay stores of old that rt does not use.
+func (rt *Runtime) closeReplays(old *Runtime) {
+	if old == nil {
+		return
+	}
+	for name, rs := range old.replays {
+		if rt != nil && rt.replays[name] == rs {
+			continue
+		}
+		_ = rs.close()
+	}
 }

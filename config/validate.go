@@ -29,6 +29,7 @@ var (
 var reservedHeaders = map[string]bool{
 	"host": true, "authorization": true, "cookie": true, "content-length": true,
 	"transfer-encoding": true, "connection": true, "te": true, "upgrade": true,
+	"dpop": true, "x-forwarded-client-cert": true, // proofs of possession
 }
 
 // Validate checks a decoded config and returns every problem joined, each
@@ -63,10 +64,17 @@ func validate(e *fieldErrors, c *configv1.Config) {
 		}
 		issuers[p.GetIssuer()] = i
 	}
+	bindable := false // some provider checks DPoP or mTLS bindings
+	for _, p := range c.GetProviders() {
+		bindable = bindable || p.GetDpop().GetMode() != "disabled" || p.GetMtls().GetMode() == "allowed" || p.GetMtls().GetMode() == "required"
+	}
 	rules := map[string]int{}
 	for i, r := range c.GetRules() {
 		path := fmt.Sprintf("rules[%d]", i)
 		validateRule(e, path, r, names)
+		if r.GetRequire().GetSenderConstrained() && !bindable {
+			e.add(path+".require.sender_constrained", "no provider accepts DPoP or mTLS-bound tokens, so every token would be unbound_token")
+		}
 		if j, dup := rules[r.GetName()]; dup && r.GetName() != "" {
 			e.add(path+".name", "%q is also the name of rules[%d]", r.GetName(), j)
 		}
@@ -154,17 +162,9 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 		e.add(path+".issuer", "is required")
 	}
 	validateAudiences(e, path, p)
-	for i, alg := range p.GetAlgorithms() {
-		ap := fmt.Sprintf("%s.algorithms[%d]", path, i)
-		switch {
-		case strings.EqualFold(alg, "none"):
-			e.add(ap, "\"none\" is never accepted")
-		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			e.add(ap, "%q needs a shared secret; only asymmetric algorithms are supported (RS*, PS*, ES*, EdDSA)", alg)
-		case !authz.SupportedAlgorithm(alg):
-			e.add(ap, "unknown algorithm %q (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", alg)
-		}
-	}
+	checkAlgorithms(e, path+".algorithms", p.GetAlgorithms(), authz.SupportedAlgorithm,
+		"only asymmetric algorithms are supported (RS*, PS*, ES*, EdDSA)",
+		"RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA", false)
 	validateJWKS(e, path+".jwks", p)
 	positive(e, path+".clock_skew", p.GetClockSkew(), true)
 	positive(e, path+".max_lifetime", p.GetMaxLifetime(), true)
@@ -204,6 +204,81 @@ func validateProvider(e *fieldErrors, path string, p *configv1.Provider) {
 	}
 	if p.GetPayloadHeader() != "" {
 		checkHeaderName(e, path+".payload_header", p.GetPayloadHeader())
+	}
+	validateDPoP(e, path+".dpop", p.GetDpop())
+	validateMTLS(e, path+".mtls", p.GetMtls())
+}
+
+// checkAlgorithms refuses none, HMAC and unknown algorithms in a list,
+// and, with noRepeats, an algorithm listed twice.
+func checkAlgorithms(e *fieldErrors, path string, algs []string, supported func(string) bool, hmacWhy, known string, noRepeats bool) {
+	seen := map[string]bool{}
+	for i, alg := range algs {
+		ap := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case strings.EqualFold(alg, "none"):
+			e.add(ap, "\"none\" is never accepted")
+		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			e.add(ap, "%q needs a shared secret; %s", alg, hmacWhy)
+		case !supported(alg):
+			e.add(ap, "unknown algorithm %q (%s)", alg, known)
+		case noRepeats && seen[alg]:
+			e.add(ap, "%q is listed twice", alg)
+		}
+		seen[alg] = true
+	}
+}
+
+func checkSenderMode(e *fieldErrors, path, mode string) {
+	switch mode {
+	case "", "disabled", "allowed", "required":
+	default:
+		e.add(path, "must be disabled, allowed or required, not %q", mode)
+	}
+}
+
+func validateDPoP(e *fieldErrors, path string, d *configv1.DPoP) {
+	if d == nil {
+		return
+	}
+	checkSenderMode(e, path+".mode", d.GetMode())
+	positive(e, path+".iat_offset", d.GetIatOffset(), false)
+	positive(e, path+".iat_leeway", d.GetIatLeeway(), false)
+	if o := d.GetIatOffset(); o != nil && o.AsDuration() > time.Hour {
+		e.add(path+".iat_offset", "must be at most 3600s")
+	}
+	if l := d.GetIatLeeway(); l != nil && l.AsDuration() > 10*time.Minute {
+		e.add(path+".iat_leeway", "must be at most 600s")
+	}
+	checkAlgorithms(e, path+".algorithms", d.GetAlgorithms(), authz.SupportedProofAlgorithm,
+		"a DPoP proof is signed with the client's private key",
+		"RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519", true)
+	if d.ReplayCacheEntries != nil && d.GetReplayCacheEntries() == 0 {
+		e.add(path+".replay_cache_entries", "must be positive (a proof must be remembered to be refused a second time)")
+	}
+	if r := d.GetReplayStore().GetRedis(); r != nil {
+		rp := path + ".replay_store.redis"
+		if _, _, err := net.SplitHostPort(r.GetAddress()); err != nil || r.GetAddress() == "" {
+			e.add(rp+".address", "must be host:port, not %q", r.GetAddress())
+		}
+		positive(e, rp+".timeout", r.GetTimeout(), false)
+		if len(r.GetKeyPrefix()) > 128 {
+			e.add(rp+".key_prefix", "must be at most 128 bytes")
+		}
+	} else if d.GetReplayStore() != nil {
+		e.add(path+".replay_store", "redis is required (leave replay_store out for the per-replica memory store)")
+	}
+}
+
+func validateMTLS(e *fieldErrors, path string, m *configv1.MTLS) {
+	if m == nil {
+		return
+	}
+	checkSenderMode(e, path+".mode", m.GetMode())
+	switch m.GetCertificateSource() {
+	case "", "envoy", "xfcc":
+	default:
+		e.add(path+".certificate_source", "must be envoy or xfcc, not %q", m.GetCertificateSource())
 	}
 }
 

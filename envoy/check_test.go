@@ -132,7 +132,7 @@ type want struct {
 	reason    string
 	http      int
 	grpc      int32
-	challenge string // exact; "" = no www-authenticate
+	challenge string // exact, one line per www-authenticate entry; "" = none
 }
 
 func TestEveryReason(t *testing.T) {
@@ -160,9 +160,9 @@ func TestEveryReason(t *testing.T) {
 		{name: "dry run without token", req: stacktest.Req{Path: "/beta/x"},
 			want: want{allow: true, reason: "dry_run", http: 200}},
 		{name: "no token", req: stacktest.Req{Path: "/echo"},
-			want: want{reason: "missing_token", http: 401, grpc: 16, challenge: realm}},
+			want: want{reason: "missing_token", http: 401, grpc: 16, challenge: realm + "\n" + dpopNoToken}},
 		{name: "basic scheme is no token", req: stacktest.Req{Path: "/echo", Headers: map[string]string{"authorization": "Basic dXNlcjpwdw=="}},
-			want: want{reason: "missing_token", http: 401, grpc: 16, challenge: realm}},
+			want: want{reason: "missing_token", http: 401, grpc: 16, challenge: realm + "\n" + dpopNoToken}},
 		{name: "not three parts", req: stacktest.Req{Path: "/echo", Token: "abc.def"},
 			want: want{reason: "malformed_token", http: 401, grpc: 16, challenge: inv("the token is malformed: not a JWS compact serialization")}},
 		{name: "empty bearer", req: stacktest.Req{Path: "/echo", Headers: map[string]string{"authorization": "Bearer "}},
@@ -287,10 +287,14 @@ func assertDecision(t *testing.T, resp *authv3.CheckResponse, w want) {
 		t.Errorf("http status = %d, want %d", got, w.http)
 	}
 	hdr := map[string]string{}
+	var challenges []string // every www-authenticate entry, in order
 	for _, h := range d.GetHeaders() {
 		hdr[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		if h.GetHeader().GetKey() == "www-authenticate" {
+			challenges = append(challenges, h.GetHeader().GetValue())
+		}
 	}
-	if diff := cmp.Diff(w.challenge, hdr["www-authenticate"]); diff != "" {
+	if diff := cmp.Diff(w.challenge, strings.Join(challenges, "\n")); diff != "" {
 		t.Errorf("www-authenticate (-want +got):\n%s", diff)
 	}
 	if hdr["content-type"] != "application/json" {
@@ -310,8 +314,11 @@ func assertDecision(t *testing.T, resp *authv3.CheckResponse, w want) {
 		t.Errorf("body reason = %q, want %q", body.Reason, w.reason)
 	}
 	wantErr := map[int]string{401: "invalid_token", 403: "insufficient_scope", 500: "server_error", 503: "temporarily_unavailable"}[w.http]
-	if w.reason == "missing_token" {
+	switch w.reason {
+	case "missing_token":
 		wantErr = "unauthorized"
+	case "invalid_proof": // RFC 9449 §7.1
+		wantErr = "invalid_dpop_proof"
 	}
 	if body.Error != wantErr {
 		t.Errorf("body error = %q, want %q", body.Error, wantErr)

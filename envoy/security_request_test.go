@@ -123,7 +123,11 @@ func malformed(desc string) want {
 		challenge: secRealm + `, error="invalid_token", error_description="the token is malformed: ` + desc + `"`}
 }
 
-var missing = want{reason: "missing_token", http: 401, grpc: 16, challenge: secRealm}
+// dpopNoToken is the second challenge of a request without a token while
+// a provider accepts DPoP (the default), RFC 9449 §7.1.
+const dpopNoToken = `DPoP algs="ES256 PS256 RS256 EdDSA Ed25519"`
+
+var missing = want{reason: "missing_token", http: 401, grpc: 16, challenge: secRealm + "\n" + dpopNoToken}
 
 // assertBadRequest holds a response to the bad_request answer: 400,
 // INVALID_ARGUMENT, no challenge, body error invalid_request.

@@ -120,7 +120,6 @@ func refetch(t *testing.T, s *stacktest.Stack, clk *jwkstest.Clock, key crypto.S
 	}
 }
 
-
 func invalidToken(desc string) string {
 	return secRealm + `, error="invalid_token", error_description="` + desc + `"`
 }

@@ -105,6 +105,10 @@ func (s *Server) request(req *authv3.CheckRequest) (*authz.Request, string) {
 		Path:    h.GetPath(),
 		Host:    h.GetHost(),
 		Context: attrs.GetContextExtensions(),
+		// For the sender-constrained checks: the DPoP htu's scheme, and
+		// the client certificate (include_peer_certificate: true).
+		Scheme:      h.GetScheme(),
+		Certificate: attrs.GetSource().GetCertificate(),
 	}
 	size := 0
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
@@ -216,8 +220,13 @@ func Response(d *authz.Decision) *authv3.CheckResponse {
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
 		Body:   string(d.Body),
 	}
-	if d.Challenge != "" {
-		denied.Headers = append(denied.Headers, setHeader("www-authenticate", d.Challenge))
+	for i, c := range d.Challenges {
+		h := setHeader("www-authenticate", c)
+		if i > 0 {
+			// A second challenge (Bearer and DPoP) is a second header entry.
+			h.AppendAction = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+		}
+		denied.Headers = append(denied.Headers, h)
 	}
 	denied.Headers = append(denied.Headers, setHeader("content-type", d.ContentType))
 	if d.RetryAfter != "" {
@@ -258,5 +267,7 @@ func metadata(d *authz.Decision) *structpb.Struct {
 	add("subject", m.Subject)
 	add("client_id", m.ClientID)
 	add("scope", m.Scope)
+	add("cnf_method", m.CnfMethod)
+	add("cnf_thumbprint", m.CnfThumbprint)
 	return &structpb.Struct{Fields: f}
 }

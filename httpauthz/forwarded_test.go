@@ -310,7 +310,7 @@ func TestForwardAuthProxyEndToEnd(t *testing.T) {
 			want: result{Status: 400, Reason: "bad_request", BodyError: "invalid_request", Detail: "x-original-host header disagrees with x-forwarded-host"}},
 		{name: "client's X-Forwarded-Uri is replaced by the proxy's", path: "/admin/delete",
 			hdr:  http.Header{"X-Forwarded-Uri": {"/healthz"}},
-			want: result{Status: 401, Reason: "missing_token", Challenge: realm, BodyError: "unauthorized"}},
+			want: result{Status: 401, Reason: "missing_token", Challenge: realm + "\n" + dpopNoToken, BodyError: "unauthorized"}},
 		{name: "the real anonymous host still works", path: "/internal/x", host: "internal.example.com",
 			want:   result{Status: 200, Reason: "upstream"},
 			upsURI: "/internal/x"},

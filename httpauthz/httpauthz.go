@@ -221,6 +221,12 @@ func (h *handler) request(r *http.Request, path string) (*authz.Request, string)
 		Path:    path,
 		Host:    r.Host,
 		Headers: make(map[string]string, len(r.Header)),
+		// The subrequest's own scheme until a trusted forwarded family
+		// says otherwise (DPoP's htu).
+		Scheme: "http",
+	}
+	if r.TLS != nil {
+		req.Scheme = "https"
 	}
 	for k, vs := range r.Header {
 		req.Headers[strings.ToLower(k)] = strings.Join(vs, ",")
@@ -234,6 +240,9 @@ func (h *handler) request(r *http.Request, path string) (*authz.Request, string)
 		return nil, bad
 	}
 	req.Method, req.Path, req.Host = v.method, v.uri, v.host
+	if v.proto != "" {
+		req.Scheme = strings.ToLower(v.proto)
+	}
 	return req, ""
 }
 
@@ -253,8 +262,8 @@ func write(w http.ResponseWriter, d *authz.Decision) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if d.Challenge != "" {
-		hdr.Set("WWW-Authenticate", d.Challenge)
+	for _, c := range d.Challenges {
+		hdr.Add("WWW-Authenticate", c)
 	}
 	if d.RetryAfter != "" {
 		hdr.Set("Retry-After", d.RetryAfter)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -50,6 +51,7 @@ type fixture struct {
 	current             *atomic.Pointer[authz.Authorizer]
 	direct, xfwd, xorig http.Handler
 	good, admin         string
+	bound               string // DPoP-bound (cnf.jkt)
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -58,6 +60,8 @@ func newFixture(t *testing.T) *fixture {
 	st := stacktest.Start(t, fmt.Sprintf(stackYAML, iss.IssuerURL(), iss.JWKSURL()), stacktest.Options{})
 	admin := iss.Claims("client-1@clients")
 	admin["scope"] = "read:target admin:write"
+	bound := iss.Claims("client-1@clients")
+	bound["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
 	return &fixture{
 		iss:     iss,
 		current: st.Current,
@@ -66,6 +70,7 @@ func newFixture(t *testing.T) *fixture {
 		xorig:   httpauthz.NewHandler(httpauthz.Options{Authorizer: st.Current, PathPrefix: "/authz/", Forwarded: httpauthz.ForwardedXOriginal}),
 		good:    iss.Sign(t, iss.Claims("client-1@clients")),
 		admin:   iss.Sign(t, admin),
+		bound:   iss.Sign(t, bound),
 	}
 }
 
@@ -103,7 +108,7 @@ func readResult(t *testing.T, resp *http.Response) result {
 	res := result{
 		Status:    resp.StatusCode,
 		Reason:    resp.Header.Get("X-Jwt-Authz-Reason"),
-		Challenge: resp.Header.Get("Www-Authenticate"),
+		Challenge: strings.Join(resp.Header.Values("Www-Authenticate"), "\n"), // one line per header
 		Sub:       resp.Header.Get("X-Jwt-Sub"),
 		Remove:    resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"),
 	}
@@ -130,6 +135,10 @@ func readResult(t *testing.T, resp *http.Response) result {
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
 const realm = `Bearer realm="jwt-authz"`
+
+// dpopNoToken is the second challenge of a request without a token while
+// the provider accepts DPoP (the default).
+const dpopNoToken = `DPoP algs="ES256 PS256 RS256 EdDSA Ed25519"`
 
 type testCase struct {
 	name   string
@@ -168,7 +177,12 @@ func TestEnvoyHTTPService(t *testing.T) {
 		},
 		{
 			name: "no token", target: "/authz/json",
-			want: result{Status: 401, Reason: "missing_token", Challenge: realm, BodyError: "unauthorized"},
+			want: result{Status: 401, Reason: "missing_token", Challenge: realm + "\n" + dpopNoToken, BodyError: "unauthorized"},
+		},
+		{
+			name: "DPoP-bound token without its proof", target: "/authz/json", hdr: http.Header{"Authorization": {"DPoP " + f.bound}},
+			want: result{Status: 401, Reason: "missing_proof", BodyError: "invalid_token",
+				Challenge: `DPoP algs="ES256 PS256 RS256 EdDSA Ed25519", error="invalid_token", error_description="the DPoP token came without a DPoP proof"`},
 		},
 		{
 			name: "bad token", target: "/authz/json", hdr: bearer("a.b.c"),
@@ -199,12 +213,12 @@ func TestEnvoyHTTPService(t *testing.T) {
 		},
 		{
 			name: "method is the subrequest's", method: "POST", target: "/authz/healthz",
-			want: result{Status: 401, Reason: "missing_token", Challenge: realm, BodyError: "unauthorized"},
+			want: result{Status: 401, Reason: "missing_token", Challenge: realm + "\n" + dpopNoToken, BodyError: "unauthorized"},
 		},
 		{
 			name: "forwarded headers ignored unless trusted", target: "/authz/json",
 			hdr:  http.Header{"X-Original-Uri": {"/healthz"}, "X-Forwarded-Uri": {"/healthz"}},
-			want: result{Status: 401, Reason: "missing_token", Challenge: realm, BodyError: "unauthorized"},
+			want: result{Status: 401, Reason: "missing_token", Challenge: realm + "\n" + dpopNoToken, BodyError: "unauthorized"},
 		},
 		{
 			name: "outside the prefix", target: "/authzfoo",
@@ -226,7 +240,7 @@ func TestForwardedHeaders(t *testing.T) {
 		}
 		return out
 	}
-	missing := result{Status: 401, Reason: "missing_token", Challenge: realm, BodyError: "unauthorized"}
+	missing := result{Status: 401, Reason: "missing_token", Challenge: realm + "\n" + dpopNoToken, BodyError: "unauthorized"}
 	anonymous := result{Status: 200, Reason: "anonymous", Remove: "x-jwt-sub,x-jwt-scope,x-jwt-permissions"}
 	bad := func(desc string) result {
 		return result{Status: 400, Reason: "bad_request", BodyError: "invalid_request", Detail: desc}

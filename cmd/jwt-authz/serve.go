@@ -162,6 +162,7 @@ func serveWith(ctx context.Context, args []string, stdout, stderr io.Writer, wo 
 		CacheMetrics: authz.NewCacheMetrics(reg),
 		JWKSMetrics:  jwks.NewMetrics(reg),
 		Current:      &s.current,
+		Registerer:   reg,
 	}
 	s.watched = watch
 	rt, err := config.Build(cfg, s.env, nil)

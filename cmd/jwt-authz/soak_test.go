@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,7 +48,8 @@ func metricValue(metrics, name string) float64 {
 }
 
 // TestSoak drives Check at a steady rate with valid, expired, forged and
-// random tokens while the issuer rotates keys, its JWKS endpoint fails for
+// random tokens, and DPoP-bound ones (with a fresh proof, a replayed proof,
+// or sent as Bearer), while the issuer rotates keys, its JWKS endpoint fails for
 // a while, and the config is reloaded by file change and SIGHUP. Every
 // request's answer is known in advance; it asserts zero gRPC errors, zero
 // wrong decisions and bounded goroutine and RSS growth. SOAK_DURATION sets
@@ -84,13 +85,18 @@ func TestSoak(t *testing.T) {
 	// The signing kid changes on rotation; readers take it atomically.
 	var signKid atomic.Value
 	signKid.Store(iss.KID())
-	type tokenSet struct{ valid, expired, forged []string }
+	// DPoP clients: a proof key, and tokens bound to it.
+	dpopKey := jwkstest.NewDPoPKey(t, "ES256")
+	type tokenSet struct{ valid, expired, forged, bound []string }
 	mint := func(kid string) tokenSet {
 		var s tokenSet
 		now := time.Now().Unix()
 		for i := range 20 {
 			c := iss.Claims(fmt.Sprintf("client-%d@clients", i))
 			s.valid = append(s.valid, iss.SignWith(t, kid, nil, c))
+			c["cnf"] = map[string]any{"jkt": dpopKey.JKT}
+			s.bound = append(s.bound, iss.SignWith(t, kid, nil, c))
+			delete(c, "cnf")
 			c["exp"], c["iat"] = now-3600, now-7200
 			s.expired = append(s.expired, iss.SignWith(t, kid, nil, c))
 			v := s.valid[i]
@@ -116,7 +122,8 @@ func TestSoak(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			rng := mrand.New(mrand.NewPCG(uint64(w), 7))
+			var lastProof, lastBound string // a proof already accepted, for replays
 			tick := time.NewTicker(time.Second / perWorkerRate)
 			defer tick.Stop()
 			for {
@@ -128,18 +135,30 @@ func TestSoak(t *testing.T) {
 				set := tokens.Load()
 				var tok string
 				var wantCode int32
-				switch k := rng.IntN(10); {
+				req := stacktest.Req{Path: "/echo"}
+				switch k := rng.IntN(12); {
 				case k < 6:
 					tok, wantCode = set.valid[rng.IntN(len(set.valid))], 0
-				case k < 7:
+				case k < 7: // DPoP: a bound token with a fresh proof
+					tok = set.bound[rng.IntN(len(set.bound))]
+					proof := dpopKey.Proof(t, "GET", "http://api.example.com/echo", tok, time.Now())
+					req.Headers = map[string]string{"authorization": "DPoP " + tok, "dpop": proof}
+					lastProof, lastBound, tok = proof, tok, ""
+				case k < 8 && lastProof != "": // DPoP: a replayed proof
+					req.Headers = map[string]string{"authorization": "DPoP " + lastBound, "dpop": lastProof}
+					wantCode = 16
+				case k < 9: // DPoP: a bound token as Bearer
+					tok, wantCode = set.bound[rng.IntN(len(set.bound))], 16
+				case k < 10:
 					tok, wantCode = set.expired[rng.IntN(len(set.expired))], 16
-				case k < 8:
+				case k < 11:
 					tok, wantCode = set.forged[rng.IntN(len(set.forged))], 16
 				default:
 					tok, wantCode = strconv.FormatUint(rng.Uint64(), 36)+".x.y", 16
 				}
+				req.Token = tok
 				rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
-				resp, err := client.Check(rctx, stacktest.Req{Path: "/echo", Token: tok}.CheckRequest())
+				resp, err := client.Check(rctx, req.CheckRequest())
 				rcancel()
 				sent.Add(1)
 				if err != nil {

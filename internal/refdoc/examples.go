@@ -85,6 +85,28 @@ var examples = map[string]string{
 	"paths":                                 "`{parameters: strip}`",
 	"paths.parameters":                      "`strip`",
 	"paths.case_insensitive":                "`true`",
+
+	// Sender-constrained tokens.
+	"providers[].dpop":                               "`{mode: required}`",
+	"providers[].dpop.mode":                          "`required`",
+	"providers[].dpop.iat_offset":                    "`\"300s\"`",
+	"providers[].dpop.iat_leeway":                    "`\"30s\"`",
+	"providers[].dpop.algorithms":                    "`[ES256, EdDSA]`",
+	"providers[].dpop.replay_store":                  "`{redis: {address: \"redis:6379\"}}`",
+	"providers[].dpop.replay_store.redis":            "`{address: \"redis:6379\", tls: true}`",
+	"providers[].dpop.replay_store.redis.address":    "`\"redis:6379\"`",
+	"providers[].dpop.replay_store.redis.username":   "`jwt-authz`",
+	"providers[].dpop.replay_store.redis.password":   "`\"s3cret\"`",
+	"providers[].dpop.replay_store.redis.db":         "`2`",
+	"providers[].dpop.replay_store.redis.tls":        "`true`",
+	"providers[].dpop.replay_store.redis.key_prefix": "`\"api-a:dpop:\"`",
+	"providers[].dpop.replay_store.redis.timeout":    "`\"0.05s\"`",
+	"providers[].dpop.replay_cache_entries":          "`200000`",
+	"providers[].dpop.trust_forwarded_headers":       "`true` (behind a proxy that overwrites both headers)",
+	"providers[].mtls":                               "`{mode: allowed, certificate_source: xfcc}`",
+	"providers[].mtls.mode":                          "`allowed`",
+	"providers[].mtls.certificate_source":            "`xfcc` (Istio)",
+	"rules[].require.sender_constrained":             "`true`",
 }
 
 // notes add to a field's description where the proto's comment does not

@@ -27,6 +27,7 @@ import (
 	"github.com/jwtauthz/jwt-authz/envoy"
 	"github.com/jwtauthz/jwt-authz/jwks"
 	configv1 "github.com/jwtauthz/jwt-authz/proto/jwtauthz/config/v1"
+	"github.com/jwtauthz/jwt-authz/replay"
 )
 
 // Generate returns docs/reference.md for the .proto source protoSrc.
@@ -235,6 +236,9 @@ func Metrics() []Metric {
 	authz.NewMetrics(r)
 	authz.NewCacheMetrics(r)
 	jwks.NewMetrics(r)
+	if _, err := replay.NewMemory(replay.MemoryOptions{Registerer: r}); err != nil {
+		panic(err) // a recorder refuses nothing
+	}
 	var out []Metric
 	for _, c := range r.cs {
 		var typ string
@@ -312,7 +316,11 @@ check: [troubleshooting.md](troubleshooting.md).
 			apigee = "`" + r.ApigeeCode() + "`"
 			switch {
 			case st == 401 && r == authz.ReasonMissingToken:
-				challenge = "`Bearer realm=\"R\"`"
+				challenge = "`Bearer realm=\"R\"`, and a second `DPoP algs=\"…\"` when a provider accepts DPoP"
+			case r == authz.ReasonInvalidProof:
+				challenge = "`DPoP algs=\"…\", error=\"invalid_dpop_proof\", error_description=\"…\"`"
+			case r == authz.ReasonSenderMismatch || r == authz.ReasonMissingProof || r == authz.ReasonUnboundToken:
+				challenge = "`DPoP algs=\"…\", error=\"invalid_token\", error_description=\"…\"` for DPoP; the Bearer one below for mTLS"
 			case st == 401:
 				challenge = "`Bearer realm=\"R\", error=\"invalid_token\", error_description=\"…\"`"
 			case st == 403:

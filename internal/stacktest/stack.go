@@ -59,6 +59,7 @@ func Start(t testing.TB, yaml string, o Options) *Stack {
 		Current:      cur,
 		Clock:        o.Clock,
 		Now:          o.Now,
+		Registerer:   reg,
 	}
 	rt, err := config.Build(cfg, env, nil)
 	if err != nil {
@@ -99,6 +100,10 @@ type Req struct {
 	Token   string // sent as "authorization: Bearer <Token>" when set
 	Headers map[string]string
 	Context map[string]string
+	// Scheme is attributes.request.http.scheme; "" means http.
+	Scheme string
+	// Certificate is attributes.source.certificate (URL-encoded PEM).
+	Certificate string
 }
 
 // CheckRequest builds the CheckRequest Envoy would send.
@@ -120,10 +125,15 @@ func (r Req) CheckRequest() *authv3.CheckRequest {
 	if host == "" {
 		host = "api.example.com"
 	}
+	scheme := r.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
 	h[":method"], h[":path"], h[":authority"] = method, path, host
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Certificate: r.Certificate},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: method, Path: path, Host: host, Headers: h, Protocol: "HTTP/1.1", Scheme: "http",
+			Method: method, Path: path, Host: host, Headers: h, Protocol: "HTTP/1.1", Scheme: scheme,
 		}},
 		ContextExtensions: r.Context,
 	}}

@@ -331,8 +331,12 @@ type Provider struct {
 	// issuer that mints tokens for this API alone; logged as a warning at
 	// start and on every reload.
 	SkipAudienceCheck bool `protobuf:"varint,14,opt,name=skip_audience_check,json=skipAudienceCheck,proto3" json:"skip_audience_check,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// DPoP-bound tokens (RFC 9449). Default: mode allowed.
+	Dpop *DPoP `protobuf:"bytes,15,opt,name=dpop,proto3" json:"dpop,omitempty"`
+	// Certificate-bound tokens (RFC 8705). Default: mode disabled.
+	Mtls          *MTLS `protobuf:"bytes,16,opt,name=mtls,proto3" json:"mtls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Provider) Reset() {
@@ -463,6 +467,328 @@ func (x *Provider) GetSkipAudienceCheck() bool {
 	return false
 }
 
+func (x *Provider) GetDpop() *DPoP {
+	if x != nil {
+		return x.Dpop
+	}
+	return nil
+}
+
+func (x *Provider) GetMtls() *MTLS {
+	if x != nil {
+		return x.Mtls
+	}
+	return nil
+}
+
+// DPoP says how a provider's DPoP-bound tokens (cnf.jkt) are checked.
+type DPoP struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// disabled | allowed | required. Default allowed: a bound token must come
+	// with the DPoP scheme and a valid proof, unbound Bearer tokens pass.
+	// disabled: the DPoP scheme is not accepted for this provider's tokens
+	// and cnf.jkt is not checked. required: every token must be bound and proven.
+	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	// How old a proof's iat may be. Default 300s.
+	IatOffset *durationpb.Duration `protobuf:"bytes,2,opt,name=iat_offset,json=iatOffset,proto3" json:"iat_offset,omitempty"`
+	// Leeway on both sides of the iat window (clock differences). Default
+	// 30s; must be positive.
+	IatLeeway *durationpb.Duration `protobuf:"bytes,3,opt,name=iat_leeway,json=iatLeeway,proto3" json:"iat_leeway,omitempty"`
+	// Proof algorithms. Default [ES256, PS256, RS256, EdDSA, Ed25519].
+	// Asymmetric only: never none, never HS*.
+	Algorithms []string `protobuf:"bytes,4,rep,name=algorithms,proto3" json:"algorithms,omitempty"`
+	// Shared replay store; absent: a per-replica memory store.
+	ReplayStore *ReplayStore `protobuf:"bytes,5,opt,name=replay_store,json=replayStore,proto3" json:"replay_store,omitempty"`
+	// Size of the per-replica memory store. Default 200000.
+	ReplayCacheEntries *uint32 `protobuf:"varint,6,opt,name=replay_cache_entries,json=replayCacheEntries,proto3,oneof" json:"replay_cache_entries,omitempty"`
+	// Build htu from x-forwarded-proto and x-forwarded-host instead of
+	// Envoy's scheme and host attributes. Only behind a proxy that sets
+	// (and overwrites) both. Default false.
+	TrustForwardedHeaders bool `protobuf:"varint,7,opt,name=trust_forwarded_headers,json=trustForwardedHeaders,proto3" json:"trust_forwarded_headers,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *DPoP) Reset() {
+	*x = DPoP{}
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DPoP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DPoP) ProtoMessage() {}
+
+func (x *DPoP) ProtoReflect() protoreflect.Message {
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DPoP.ProtoReflect.Descriptor instead.
+func (*DPoP) Descriptor() ([]byte, []int) {
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DPoP) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *DPoP) GetIatOffset() *durationpb.Duration {
+	if x != nil {
+		return x.IatOffset
+	}
+	return nil
+}
+
+func (x *DPoP) GetIatLeeway() *durationpb.Duration {
+	if x != nil {
+		return x.IatLeeway
+	}
+	return nil
+}
+
+func (x *DPoP) GetAlgorithms() []string {
+	if x != nil {
+		return x.Algorithms
+	}
+	return nil
+}
+
+func (x *DPoP) GetReplayStore() *ReplayStore {
+	if x != nil {
+		return x.ReplayStore
+	}
+	return nil
+}
+
+func (x *DPoP) GetReplayCacheEntries() uint32 {
+	if x != nil && x.ReplayCacheEntries != nil {
+		return *x.ReplayCacheEntries
+	}
+	return 0
+}
+
+func (x *DPoP) GetTrustForwardedHeaders() bool {
+	if x != nil {
+		return x.TrustForwardedHeaders
+	}
+	return false
+}
+
+type ReplayStore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A Redis server every replica shares: a proof is accepted once in total.
+	Redis         *RedisReplayStore `protobuf:"bytes,1,opt,name=redis,proto3" json:"redis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayStore) Reset() {
+	*x = ReplayStore{}
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayStore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayStore) ProtoMessage() {}
+
+func (x *ReplayStore) ProtoReflect() protoreflect.Message {
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayStore.ProtoReflect.Descriptor instead.
+func (*ReplayStore) Descriptor() ([]byte, []int) {
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReplayStore) GetRedis() *RedisReplayStore {
+	if x != nil {
+		return x.Redis
+	}
+	return nil
+}
+
+type RedisReplayStore struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port. Required.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Redis ACL user; empty: none (requirepass with password alone).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// Empty: no AUTH.
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	// Database number. Default 0.
+	Db uint32 `protobuf:"varint,4,opt,name=db,proto3" json:"db,omitempty"`
+	// Connect with TLS, verifying the server's certificate.
+	Tls bool `protobuf:"varint,5,opt,name=tls,proto3" json:"tls,omitempty"`
+	// Default "jwt-authz:dpop:".
+	KeyPrefix string `protobuf:"bytes,6,opt,name=key_prefix,json=keyPrefix,proto3" json:"key_prefix,omitempty"`
+	// Bound on one claim, connecting included. Default 0.05s.
+	Timeout       *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedisReplayStore) Reset() {
+	*x = RedisReplayStore{}
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedisReplayStore) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedisReplayStore) ProtoMessage() {}
+
+func (x *RedisReplayStore) ProtoReflect() protoreflect.Message {
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedisReplayStore.ProtoReflect.Descriptor instead.
+func (*RedisReplayStore) Descriptor() ([]byte, []int) {
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RedisReplayStore) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RedisReplayStore) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RedisReplayStore) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *RedisReplayStore) GetDb() uint32 {
+	if x != nil {
+		return x.Db
+	}
+	return 0
+}
+
+func (x *RedisReplayStore) GetTls() bool {
+	if x != nil {
+		return x.Tls
+	}
+	return false
+}
+
+func (x *RedisReplayStore) GetKeyPrefix() string {
+	if x != nil {
+		return x.KeyPrefix
+	}
+	return ""
+}
+
+func (x *RedisReplayStore) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// MTLS says how a provider's certificate-bound tokens (cnf["x5t#S256"])
+// are checked.
+type MTLS struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// disabled | allowed | required. Default disabled.
+	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	// envoy (attributes.source.certificate, include_peer_certificate: true)
+	// | xfcc (the last element of x-forwarded-client-cert). Default envoy.
+	CertificateSource string `protobuf:"bytes,2,opt,name=certificate_source,json=certificateSource,proto3" json:"certificate_source,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *MTLS) Reset() {
+	*x = MTLS{}
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MTLS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MTLS) ProtoMessage() {}
+
+func (x *MTLS) ProtoReflect() protoreflect.Message {
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MTLS.ProtoReflect.Descriptor instead.
+func (*MTLS) Descriptor() ([]byte, []int) {
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MTLS) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *MTLS) GetCertificateSource() string {
+	if x != nil {
+		return x.CertificateSource
+	}
+	return ""
+}
+
 type JWKS struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Exactly one of uri | discovery | file | inline.
@@ -488,7 +814,7 @@ type JWKS struct {
 
 func (x *JWKS) Reset() {
 	*x = JWKS{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +826,7 @@ func (x *JWKS) String() string {
 func (*JWKS) ProtoMessage() {}
 
 func (x *JWKS) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +839,7 @@ func (x *JWKS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWKS.ProtoReflect.Descriptor instead.
 func (*JWKS) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JWKS) GetUri() string {
@@ -593,7 +919,7 @@ type TokenSource struct {
 
 func (x *TokenSource) Reset() {
 	*x = TokenSource{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +931,7 @@ func (x *TokenSource) String() string {
 func (*TokenSource) ProtoMessage() {}
 
 func (x *TokenSource) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +944,7 @@ func (x *TokenSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSource.ProtoReflect.Descriptor instead.
 func (*TokenSource) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenSource) GetSource() isTokenSource_Source {
@@ -688,7 +1014,7 @@ type HeaderSource struct {
 
 func (x *HeaderSource) Reset() {
 	*x = HeaderSource{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +1026,7 @@ func (x *HeaderSource) String() string {
 func (*HeaderSource) ProtoMessage() {}
 
 func (x *HeaderSource) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +1039,7 @@ func (x *HeaderSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderSource.ProtoReflect.Descriptor instead.
 func (*HeaderSource) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeaderSource) GetName() string {
@@ -742,7 +1068,7 @@ type ClaimHeader struct {
 
 func (x *ClaimHeader) Reset() {
 	*x = ClaimHeader{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1080,7 @@ func (x *ClaimHeader) String() string {
 func (*ClaimHeader) ProtoMessage() {}
 
 func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1093,7 @@ func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimHeader.ProtoReflect.Descriptor instead.
 func (*ClaimHeader) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClaimHeader) GetClaim() string {
@@ -808,7 +1134,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1146,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1159,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Rule) GetName() string {
@@ -893,7 +1219,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1231,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1244,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Match) GetPathPrefix() string {
@@ -963,15 +1289,17 @@ type Requirement struct {
 	// All of these scopes (from scope, scp or permissions).
 	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// At least one of these scopes.
-	AnyScopes     []string            `protobuf:"bytes,3,rep,name=any_scopes,json=anyScopes,proto3" json:"any_scopes,omitempty"`
-	Claims        []*ClaimRequirement `protobuf:"bytes,4,rep,name=claims,proto3" json:"claims,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AnyScopes []string            `protobuf:"bytes,3,rep,name=any_scopes,json=anyScopes,proto3" json:"any_scopes,omitempty"`
+	Claims    []*ClaimRequirement `protobuf:"bytes,4,rep,name=claims,proto3" json:"claims,omitempty"`
+	// A DPoP- or certificate-bound token, proven, is required.
+	SenderConstrained bool `protobuf:"varint,5,opt,name=sender_constrained,json=senderConstrained,proto3" json:"sender_constrained,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Requirement) Reset() {
 	*x = Requirement{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1311,7 @@ func (x *Requirement) String() string {
 func (*Requirement) ProtoMessage() {}
 
 func (x *Requirement) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1324,7 @@ func (x *Requirement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Requirement.ProtoReflect.Descriptor instead.
 func (*Requirement) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Requirement) GetProviders() []string {
@@ -1027,6 +1355,13 @@ func (x *Requirement) GetClaims() []*ClaimRequirement {
 	return nil
 }
 
+func (x *Requirement) GetSenderConstrained() bool {
+	if x != nil {
+		return x.SenderConstrained
+	}
+	return false
+}
+
 type ClaimRequirement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A claim name, or a dotted path when nested is true.
@@ -1041,7 +1376,7 @@ type ClaimRequirement struct {
 
 func (x *ClaimRequirement) Reset() {
 	*x = ClaimRequirement{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1388,7 @@ func (x *ClaimRequirement) String() string {
 func (*ClaimRequirement) ProtoMessage() {}
 
 func (x *ClaimRequirement) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1401,7 @@ func (x *ClaimRequirement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRequirement.ProtoReflect.Descriptor instead.
 func (*ClaimRequirement) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClaimRequirement) GetName() string {
@@ -1100,7 +1435,7 @@ type TokenCache struct {
 
 func (x *TokenCache) Reset() {
 	*x = TokenCache{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1447,7 @@ func (x *TokenCache) String() string {
 func (*TokenCache) ProtoMessage() {}
 
 func (x *TokenCache) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1460,7 @@ func (x *TokenCache) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenCache.ProtoReflect.Descriptor instead.
 func (*TokenCache) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TokenCache) GetMaxEntries() uint32 {
@@ -1147,7 +1482,7 @@ type Logging struct {
 
 func (x *Logging) Reset() {
 	*x = Logging{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1494,7 @@ func (x *Logging) String() string {
 func (*Logging) ProtoMessage() {}
 
 func (x *Logging) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1507,7 @@ func (x *Logging) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logging.ProtoReflect.Descriptor instead.
 func (*Logging) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Logging) GetLevel() string {
@@ -1209,7 +1544,7 @@ type HTTPAuthz struct {
 
 func (x *HTTPAuthz) Reset() {
 	*x = HTTPAuthz{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1556,7 @@ func (x *HTTPAuthz) String() string {
 func (*HTTPAuthz) ProtoMessage() {}
 
 func (x *HTTPAuthz) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1569,7 @@ func (x *HTTPAuthz) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPAuthz.ProtoReflect.Descriptor instead.
 func (*HTTPAuthz) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HTTPAuthz) GetEnabled() bool {
@@ -1282,7 +1617,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[15]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1629,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[15]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1642,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Limits) GetMaxRequestBytes() uint32 {
@@ -1354,7 +1689,7 @@ type Paths struct {
 
 func (x *Paths) Reset() {
 	*x = Paths{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[16]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1701,7 @@ func (x *Paths) String() string {
 func (*Paths) ProtoMessage() {}
 
 func (x *Paths) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[16]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1714,7 @@ func (x *Paths) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Paths.ProtoReflect.Descriptor instead.
 func (*Paths) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Paths) GetParameters() string {
@@ -1425,7 +1760,7 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\x03TLS\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
-	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xf0\x04\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xcc\x05\n" +
 	"\bProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1c\n" +
@@ -1445,8 +1780,37 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\rclaim_headers\x18\v \x03(\v2\x1f.jwtauthz.config.v1.ClaimHeaderR\fclaimHeaders\x12%\n" +
 	"\x0epayload_header\x18\f \x01(\tR\rpayloadHeader\x12(\n" +
 	"\rforward_token\x18\r \x01(\bH\x00R\fforwardToken\x88\x01\x01\x12.\n" +
-	"\x13skip_audience_check\x18\x0e \x01(\bR\x11skipAudienceCheckB\x10\n" +
-	"\x0e_forward_token\"\x84\x03\n" +
+	"\x13skip_audience_check\x18\x0e \x01(\bR\x11skipAudienceCheck\x12,\n" +
+	"\x04dpop\x18\x0f \x01(\v2\x18.jwtauthz.config.v1.DPoPR\x04dpop\x12,\n" +
+	"\x04mtls\x18\x10 \x01(\v2\x18.jwtauthz.config.v1.MTLSR\x04mtlsB\x10\n" +
+	"\x0e_forward_token\"\xfa\x02\n" +
+	"\x04DPoP\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x128\n" +
+	"\n" +
+	"iat_offset\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\tiatOffset\x128\n" +
+	"\n" +
+	"iat_leeway\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tiatLeeway\x12\x1e\n" +
+	"\n" +
+	"algorithms\x18\x04 \x03(\tR\n" +
+	"algorithms\x12B\n" +
+	"\freplay_store\x18\x05 \x01(\v2\x1f.jwtauthz.config.v1.ReplayStoreR\vreplayStore\x125\n" +
+	"\x14replay_cache_entries\x18\x06 \x01(\rH\x00R\x12replayCacheEntries\x88\x01\x01\x126\n" +
+	"\x17trust_forwarded_headers\x18\a \x01(\bR\x15trustForwardedHeadersB\x17\n" +
+	"\x15_replay_cache_entries\"I\n" +
+	"\vReplayStore\x12:\n" +
+	"\x05redis\x18\x01 \x01(\v2$.jwtauthz.config.v1.RedisReplayStoreR\x05redis\"\xda\x01\n" +
+	"\x10RedisReplayStore\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12\x0e\n" +
+	"\x02db\x18\x04 \x01(\rR\x02db\x12\x10\n" +
+	"\x03tls\x18\x05 \x01(\bR\x03tls\x12\x1d\n" +
+	"\n" +
+	"key_prefix\x18\x06 \x01(\tR\tkeyPrefix\x123\n" +
+	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\"I\n" +
+	"\x04MTLS\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x12-\n" +
+	"\x12certificate_source\x18\x02 \x01(\tR\x11certificateSource\"\x84\x03\n" +
 	"\x04JWKS\x12\x10\n" +
 	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x1c\n" +
 	"\tdiscovery\x18\x02 \x01(\bR\tdiscovery\x12\x12\n" +
@@ -1485,13 +1849,14 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"path_regex\x18\x03 \x01(\tR\tpathRegex\x12\x18\n" +
 	"\amethods\x18\x04 \x03(\tR\amethods\x12\x14\n" +
-	"\x05hosts\x18\x05 \x03(\tR\x05hosts\"\xa0\x01\n" +
+	"\x05hosts\x18\x05 \x03(\tR\x05hosts\"\xcf\x01\n" +
 	"\vRequirement\x12\x1c\n" +
 	"\tproviders\x18\x01 \x03(\tR\tproviders\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
 	"any_scopes\x18\x03 \x03(\tR\tanyScopes\x12<\n" +
-	"\x06claims\x18\x04 \x03(\v2$.jwtauthz.config.v1.ClaimRequirementR\x06claims\"n\n" +
+	"\x06claims\x18\x04 \x03(\v2$.jwtauthz.config.v1.ClaimRequirementR\x06claims\x12-\n" +
+	"\x12sender_constrained\x18\x05 \x01(\bR\x11senderConstrained\"n\n" +
 	"\x10ClaimRequirement\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\x12\x16\n" +
@@ -1534,58 +1899,69 @@ func file_jwtauthz_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_jwtauthz_config_v1_config_proto_rawDescData
 }
 
-var file_jwtauthz_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_jwtauthz_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_jwtauthz_config_v1_config_proto_goTypes = []any{
 	(*Config)(nil),              // 0: jwtauthz.config.v1.Config
 	(*Listen)(nil),              // 1: jwtauthz.config.v1.Listen
 	(*TLS)(nil),                 // 2: jwtauthz.config.v1.TLS
 	(*Provider)(nil),            // 3: jwtauthz.config.v1.Provider
-	(*JWKS)(nil),                // 4: jwtauthz.config.v1.JWKS
-	(*TokenSource)(nil),         // 5: jwtauthz.config.v1.TokenSource
-	(*HeaderSource)(nil),        // 6: jwtauthz.config.v1.HeaderSource
-	(*ClaimHeader)(nil),         // 7: jwtauthz.config.v1.ClaimHeader
-	(*Rule)(nil),                // 8: jwtauthz.config.v1.Rule
-	(*Match)(nil),               // 9: jwtauthz.config.v1.Match
-	(*Requirement)(nil),         // 10: jwtauthz.config.v1.Requirement
-	(*ClaimRequirement)(nil),    // 11: jwtauthz.config.v1.ClaimRequirement
-	(*TokenCache)(nil),          // 12: jwtauthz.config.v1.TokenCache
-	(*Logging)(nil),             // 13: jwtauthz.config.v1.Logging
-	(*HTTPAuthz)(nil),           // 14: jwtauthz.config.v1.HTTPAuthz
-	(*Limits)(nil),              // 15: jwtauthz.config.v1.Limits
-	(*Paths)(nil),               // 16: jwtauthz.config.v1.Paths
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
-	(*structpb.Value)(nil),      // 18: google.protobuf.Value
+	(*DPoP)(nil),                // 4: jwtauthz.config.v1.DPoP
+	(*ReplayStore)(nil),         // 5: jwtauthz.config.v1.ReplayStore
+	(*RedisReplayStore)(nil),    // 6: jwtauthz.config.v1.RedisReplayStore
+	(*MTLS)(nil),                // 7: jwtauthz.config.v1.MTLS
+	(*JWKS)(nil),                // 8: jwtauthz.config.v1.JWKS
+	(*TokenSource)(nil),         // 9: jwtauthz.config.v1.TokenSource
+	(*HeaderSource)(nil),        // 10: jwtauthz.config.v1.HeaderSource
+	(*ClaimHeader)(nil),         // 11: jwtauthz.config.v1.ClaimHeader
+	(*Rule)(nil),                // 12: jwtauthz.config.v1.Rule
+	(*Match)(nil),               // 13: jwtauthz.config.v1.Match
+	(*Requirement)(nil),         // 14: jwtauthz.config.v1.Requirement
+	(*ClaimRequirement)(nil),    // 15: jwtauthz.config.v1.ClaimRequirement
+	(*TokenCache)(nil),          // 16: jwtauthz.config.v1.TokenCache
+	(*Logging)(nil),             // 17: jwtauthz.config.v1.Logging
+	(*HTTPAuthz)(nil),           // 18: jwtauthz.config.v1.HTTPAuthz
+	(*Limits)(nil),              // 19: jwtauthz.config.v1.Limits
+	(*Paths)(nil),               // 20: jwtauthz.config.v1.Paths
+	(*durationpb.Duration)(nil), // 21: google.protobuf.Duration
+	(*structpb.Value)(nil),      // 22: google.protobuf.Value
 }
 var file_jwtauthz_config_v1_config_proto_depIdxs = []int32{
 	1,  // 0: jwtauthz.config.v1.Config.listen:type_name -> jwtauthz.config.v1.Listen
-	17, // 1: jwtauthz.config.v1.Config.shutdown_grace:type_name -> google.protobuf.Duration
+	21, // 1: jwtauthz.config.v1.Config.shutdown_grace:type_name -> google.protobuf.Duration
 	3,  // 2: jwtauthz.config.v1.Config.providers:type_name -> jwtauthz.config.v1.Provider
-	8,  // 3: jwtauthz.config.v1.Config.rules:type_name -> jwtauthz.config.v1.Rule
-	12, // 4: jwtauthz.config.v1.Config.token_cache:type_name -> jwtauthz.config.v1.TokenCache
-	17, // 5: jwtauthz.config.v1.Config.lameduck:type_name -> google.protobuf.Duration
-	13, // 6: jwtauthz.config.v1.Config.logging:type_name -> jwtauthz.config.v1.Logging
-	14, // 7: jwtauthz.config.v1.Config.http_authz:type_name -> jwtauthz.config.v1.HTTPAuthz
-	15, // 8: jwtauthz.config.v1.Config.limits:type_name -> jwtauthz.config.v1.Limits
-	16, // 9: jwtauthz.config.v1.Config.paths:type_name -> jwtauthz.config.v1.Paths
+	12, // 3: jwtauthz.config.v1.Config.rules:type_name -> jwtauthz.config.v1.Rule
+	16, // 4: jwtauthz.config.v1.Config.token_cache:type_name -> jwtauthz.config.v1.TokenCache
+	21, // 5: jwtauthz.config.v1.Config.lameduck:type_name -> google.protobuf.Duration
+	17, // 6: jwtauthz.config.v1.Config.logging:type_name -> jwtauthz.config.v1.Logging
+	18, // 7: jwtauthz.config.v1.Config.http_authz:type_name -> jwtauthz.config.v1.HTTPAuthz
+	19, // 8: jwtauthz.config.v1.Config.limits:type_name -> jwtauthz.config.v1.Limits
+	20, // 9: jwtauthz.config.v1.Config.paths:type_name -> jwtauthz.config.v1.Paths
 	2,  // 10: jwtauthz.config.v1.Listen.tls:type_name -> jwtauthz.config.v1.TLS
-	4,  // 11: jwtauthz.config.v1.Provider.jwks:type_name -> jwtauthz.config.v1.JWKS
-	17, // 12: jwtauthz.config.v1.Provider.clock_skew:type_name -> google.protobuf.Duration
-	17, // 13: jwtauthz.config.v1.Provider.max_lifetime:type_name -> google.protobuf.Duration
-	5,  // 14: jwtauthz.config.v1.Provider.from:type_name -> jwtauthz.config.v1.TokenSource
-	7,  // 15: jwtauthz.config.v1.Provider.claim_headers:type_name -> jwtauthz.config.v1.ClaimHeader
-	17, // 16: jwtauthz.config.v1.JWKS.refresh_interval:type_name -> google.protobuf.Duration
-	17, // 17: jwtauthz.config.v1.JWKS.min_refresh_interval:type_name -> google.protobuf.Duration
-	17, // 18: jwtauthz.config.v1.JWKS.fetch_timeout:type_name -> google.protobuf.Duration
-	6,  // 19: jwtauthz.config.v1.TokenSource.header:type_name -> jwtauthz.config.v1.HeaderSource
-	9,  // 20: jwtauthz.config.v1.Rule.match:type_name -> jwtauthz.config.v1.Match
-	10, // 21: jwtauthz.config.v1.Rule.require:type_name -> jwtauthz.config.v1.Requirement
-	11, // 22: jwtauthz.config.v1.Requirement.claims:type_name -> jwtauthz.config.v1.ClaimRequirement
-	18, // 23: jwtauthz.config.v1.ClaimRequirement.values:type_name -> google.protobuf.Value
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	8,  // 11: jwtauthz.config.v1.Provider.jwks:type_name -> jwtauthz.config.v1.JWKS
+	21, // 12: jwtauthz.config.v1.Provider.clock_skew:type_name -> google.protobuf.Duration
+	21, // 13: jwtauthz.config.v1.Provider.max_lifetime:type_name -> google.protobuf.Duration
+	9,  // 14: jwtauthz.config.v1.Provider.from:type_name -> jwtauthz.config.v1.TokenSource
+	11, // 15: jwtauthz.config.v1.Provider.claim_headers:type_name -> jwtauthz.config.v1.ClaimHeader
+	4,  // 16: jwtauthz.config.v1.Provider.dpop:type_name -> jwtauthz.config.v1.DPoP
+	7,  // 17: jwtauthz.config.v1.Provider.mtls:type_name -> jwtauthz.config.v1.MTLS
+	21, // 18: jwtauthz.config.v1.DPoP.iat_offset:type_name -> google.protobuf.Duration
+	21, // 19: jwtauthz.config.v1.DPoP.iat_leeway:type_name -> google.protobuf.Duration
+	5,  // 20: jwtauthz.config.v1.DPoP.replay_store:type_name -> jwtauthz.config.v1.ReplayStore
+	6,  // 21: jwtauthz.config.v1.ReplayStore.redis:type_name -> jwtauthz.config.v1.RedisReplayStore
+	21, // 22: jwtauthz.config.v1.RedisReplayStore.timeout:type_name -> google.protobuf.Duration
+	21, // 23: jwtauthz.config.v1.JWKS.refresh_interval:type_name -> google.protobuf.Duration
+	21, // 24: jwtauthz.config.v1.JWKS.min_refresh_interval:type_name -> google.protobuf.Duration
+	21, // 25: jwtauthz.config.v1.JWKS.fetch_timeout:type_name -> google.protobuf.Duration
+	10, // 26: jwtauthz.config.v1.TokenSource.header:type_name -> jwtauthz.config.v1.HeaderSource
+	13, // 27: jwtauthz.config.v1.Rule.match:type_name -> jwtauthz.config.v1.Match
+	14, // 28: jwtauthz.config.v1.Rule.require:type_name -> jwtauthz.config.v1.Requirement
+	15, // 29: jwtauthz.config.v1.Requirement.claims:type_name -> jwtauthz.config.v1.ClaimRequirement
+	22, // 30: jwtauthz.config.v1.ClaimRequirement.values:type_name -> google.protobuf.Value
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_jwtauthz_config_v1_config_proto_init() }
@@ -1594,19 +1970,20 @@ func file_jwtauthz_config_v1_config_proto_init() {
 		return
 	}
 	file_jwtauthz_config_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
-	file_jwtauthz_config_v1_config_proto_msgTypes[5].OneofWrappers = []any{
+	file_jwtauthz_config_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
+	file_jwtauthz_config_v1_config_proto_msgTypes[9].OneofWrappers = []any{
 		(*TokenSource_Header)(nil),
 		(*TokenSource_Query)(nil),
 		(*TokenSource_Cookie)(nil),
 	}
-	file_jwtauthz_config_v1_config_proto_msgTypes[12].OneofWrappers = []any{}
+	file_jwtauthz_config_v1_config_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jwtauthz_config_v1_config_proto_rawDesc), len(file_jwtauthz_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
