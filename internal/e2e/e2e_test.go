@@ -794,11 +794,6 @@ func TestRunLocal(t *testing.T) {
 	})
 }
 
-// dpopCoreMerged says whether this build checks sender-constrained tokens
-// in Check (DPoP proofs, cnf.jkt). The walkthrough's DPoP steps only print
-// until then.
-const dpopCoreMerged = false
-
 // checkDPoPWalkthrough runs the walkthrough's DPoP steps: a DPoP-bound token
 // from dev-issuer (token request with a proof from jwt-authz dpop-proof),
 // allowed with a fresh proof from its key; stolen, refused 401 without a
@@ -808,8 +803,7 @@ func checkDPoPWalkthrough(t *testing.T, root string, printed []string) {
 	if len(printed) != 4 || !strings.HasPrefix(printed[0], "DPOP_TOKEN=") {
 		t.Fatalf("printed DPoP commands = %q, want the token line and three checks", printed)
 	}
-	// The token request works with or without the core: dev-issuer checks
-	// the proof and binds the token.
+	// dev-issuer checked the token request's proof and bound the token.
 	c := exec.Command("bash", "-c", "set -e; "+printed[0]+"\nprintf %s \"$DPOP_TOKEN\"")
 	c.Dir = root
 	tok, err := c.Output()
@@ -819,9 +813,6 @@ func checkDPoPWalkthrough(t *testing.T, root string, printed []string) {
 	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(string(tok), ".")[1])
 	if err != nil || !strings.Contains(string(payload), `"cnf":{"jkt":"`) {
 		t.Fatalf("the walkthrough's token is not DPoP-bound: %s (%v)", payload, err)
-	}
-	if !dpopCoreMerged {
-		t.Skip("dpopCoreMerged is false: this branch's Check does not enforce DPoP bindings yet (the core is on its own branch); the steps are printed and the token is bound")
 	}
 	for i, want := range []struct {
 		code   int
