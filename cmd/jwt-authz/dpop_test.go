@@ -36,6 +36,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/jwtauthz/jwt-authz/internal/devissuer"
+	"github.com/jwtauthz/jwt-authz/jwks/jwkstest"
 )
 
 // recorder is an ext_authz Authorization server that keeps every
@@ -540,4 +541,98 @@ func FuzzParseDPoPKey(f *testing.F) {
 			t.Errorf("htu %q from URL %q: want the URL before its query and fragment", htu, rawURL)
 		}
 	})
+}
+
+// TestCheckProvesPossession drives check against a real jwt-authz serve
+// whose provider accepts DPoP- and mTLS-bound tokens: a bound token is
+// allowed with its own key or certificate (cnf_method and cnf_thumbprint
+// printed), and refused, with the reason and challenge, without it or with
+// another.
+func TestCheckProvesPossession(t *testing.T) {
+	t.Parallel()
+	iss := jwkstest.New(t, jwkstest.Options{})
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	writeConfig(t, cfg, fmt.Sprintf(`
+providers:
+- name: auth0
+  issuer: %q
+  audiences: ["urn:apigee:target:api"]
+  jwks: {uri: %q}
+  dpop: {mode: allowed}
+  mtls: {mode: allowed}
+rules:
+- name: api
+  match: {path_prefix: "/"}
+  require: {scopes: ["read:target"]}
+`, iss.IssuerURL(), iss.JWKSURL()))
+	s := startServe(t, cfg)
+	eventually(t, "ready", func() bool { c, _ := s.get(t, "/readyz"); return c == 200 })
+
+	dir := t.TempDir()
+	keyFile := func(name string) (string, crypto.Signer) {
+		f := filepath.Join(dir, name)
+		if code, _, errOut := runCmd(t, "", "keygen", "-out", f); code != 0 {
+			t.Fatal(errOut)
+		}
+		data, _ := os.ReadFile(f)
+		block, _ := pem.Decode(data)
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, k.(crypto.Signer)
+	}
+	key, signer := keyFile("dpop.key")
+	thief, _ := keyFile("thief.key")
+	jkt := wantThumbprint(t, signer.Public())
+	claims := iss.Claims("client-1@clients")
+	claims["cnf"] = map[string]any{"jkt": jkt}
+	dpopTok := iss.Sign(t, claims)
+
+	p := newPKI(t)
+	p.issue(t, "client", "client", 2)
+	p.issue(t, "other", "other", 3)
+	certFile := filepath.Join(p.dir, "client.pem")
+	certPEM, _ := os.ReadFile(certFile)
+	block, _ := pem.Decode(certPEM)
+	sum := sha256.Sum256(block.Bytes)
+	x5t := base64.RawURLEncoding.EncodeToString(sum[:])
+	claims = iss.Claims("client-2@clients")
+	claims["cnf"] = map[string]any{"x5t#S256": x5t}
+	mtlsTok := iss.Sign(t, claims)
+
+	base := []string{"-addr", s.grpc, "-path", "/v1/orders?page=2", "-method", "POST", "-host", "api.example.com"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"DPoP with its key", []string{"-token", dpopTok, "-dpop-key", key}, 0,
+			[]string{"decision: allow\n", "cnf_method: dpop\n", "cnf_thumbprint: " + jkt + "\n"}},
+		{"DPoP over plain http", []string{"-token", dpopTok, "-dpop-key", key, "-scheme", "http"}, 0,
+			[]string{"decision: allow\n", "cnf_method: dpop\n"}},
+		{"DPoP token as Bearer", []string{"-token", dpopTok}, 1,
+			[]string{"reason: missing_proof\nstatus: 401\n", `header: www-authenticate: DPoP algs="`, `error="invalid_token"`}},
+		{"DPoP token with a thief's key", []string{"-token", dpopTok, "-dpop-key", thief}, 1,
+			[]string{"reason: sender_mismatch\nstatus: 401\n", `header: www-authenticate: DPoP algs="`}},
+		{"mTLS with its certificate", []string{"-token", mtlsTok, "-client-cert", certFile}, 0,
+			[]string{"decision: allow\n", "cnf_method: mtls\n", "cnf_thumbprint: " + x5t + "\n"}},
+		{"mTLS without a certificate", []string{"-token", mtlsTok}, 1,
+			[]string{"reason: missing_proof\nstatus: 401\n", `header: www-authenticate: Bearer realm="jwt-authz", error="invalid_token"`}},
+		{"mTLS with another certificate", []string{"-token", mtlsTok, "-client-cert", filepath.Join(p.dir, "other.pem")}, 1,
+			[]string{"reason: sender_mismatch\nstatus: 401\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCheck(t, "", append(base, tc.args...)...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
 }
