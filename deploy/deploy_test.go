@@ -117,7 +117,7 @@ func TestComposePorts(t *testing.T) {
 		"dev-issuer":  {"8081->8081"},
 		"mock-target": {"8080->8080"},
 		"jwt-authz":   {"9001->9001", "9090->9090"},
-		"envoy":       {"10000->10000", "9902->9902"},
+		"envoy":       {"10000->10000", "10443->10443", "9902->9902"},
 		"prometheus":  {"9091->9090"},
 		"grafana":     {"3000->3000"},
 	}
@@ -218,7 +218,7 @@ func TestComposeMounts(t *testing.T) {
 	// The mounts the other tests rely on.
 	want := map[string]map[string]string{ // service -> container path -> repository path
 		"jwt-authz":  {"/etc/jwt-authz": "deploy/compose"},
-		"envoy":      {"/etc/envoy/envoy.yaml": "deploy/envoy/envoy.yaml"},
+		"envoy":      {"/etc/envoy/envoy.yaml": "deploy/envoy/envoy.yaml", "/etc/envoy/certs": "deploy/envoy/certs"},
 		"prometheus": {"/etc/prometheus/prometheus.yml": "deploy/prometheus/prometheus.yml"},
 		"grafana": {
 			"/etc/grafana/provisioning": "deploy/grafana/provisioning",

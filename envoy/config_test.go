@@ -11,6 +11,8 @@ package envoy_test
 // caught, so a passing run means something.
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,7 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/google/go-cmp/cmp"
@@ -142,10 +145,67 @@ func TestEnvoyConfigShape(t *testing.T) {
 	if last := routes[len(routes)-1].GetMatch().GetPrefix(); last != "/" {
 		t.Errorf("last route prefix = %q, want the catch-all /", last)
 	}
+
+	// The TLS listener for mTLS-bound tokens: a client certificate is required, any is accepted (the
+	// token's binding is what proves possession), and behind it are the same routes and filters.
+	var mtls *hcmv3.HttpConnectionManager
+	hcmCount, authzCount := 0, 0
+	for _, l := range bs.GetStaticResources().GetListeners() {
+		for _, fc := range l.GetFilterChains() {
+			hcm := &hcmv3.HttpConnectionManager{}
+			if err := fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(hcm); err != nil {
+				t.Fatal(err)
+			}
+			hcmCount++
+			// No chain passes on an x-forwarded-client-cert header a client made up.
+			if got := hcm.GetForwardClientCertDetails(); got != hcmv3.HttpConnectionManager_SANITIZE {
+				t.Errorf("listener %q forward_client_cert_details = %v, want SANITIZE", l.GetName(), got)
+			}
+			for _, f := range hcm.GetHttpFilters() {
+				a := &extauthzv3.ExtAuthz{}
+				if f.GetTypedConfig().UnmarshalTo(a) != nil {
+					continue
+				}
+				authzCount++
+				if !a.GetIncludePeerCertificate() {
+					t.Errorf("listener %q: ext_authz without include_peer_certificate", l.GetName())
+				}
+			}
+			if l.GetAddress().GetSocketAddress().GetPortValue() != 10443 {
+				continue
+			}
+			ctx := &tlsv3.DownstreamTlsContext{}
+			if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx); err != nil {
+				t.Fatalf("listener %q transport socket: %v", l.GetName(), err)
+			}
+			if !ctx.GetRequireClientCertificate().GetValue() {
+				t.Errorf("listener %q does not require a client certificate", l.GetName())
+			}
+			if got := ctx.GetCommonTlsContext().GetValidationContext().GetTrustChainVerification(); got != tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED {
+				t.Errorf("listener %q trust_chain_verification = %v, want ACCEPT_UNTRUSTED (docs/dpop.md says why)", l.GetName(), got)
+			}
+			mtls = hcm
+		}
+	}
+	if mtls == nil {
+		t.Fatal("no TLS listener on port 10443")
+	}
+	if authzCount != 2 || hcmCount != 3 {
+		t.Errorf("%d ext_authz filters in %d connection managers, want 2 (plaintext and TLS ingress) in 3", authzCount, hcmCount)
+	}
+	if !proto.Equal(mtls.GetRouteConfig(), ingress.GetRouteConfig()) || len(mtls.GetHttpFilters()) != len(ingress.GetHttpFilters()) {
+		t.Error("the TLS listener's routes or filters differ from the plaintext listener's")
+	}
+	for i := range mtls.GetHttpFilters() {
+		if !proto.Equal(mtls.GetHttpFilters()[i], ingress.GetHttpFilters()[i]) {
+			t.Errorf("http_filters[%d] differs between the TLS and the plaintext listener", i)
+		}
+	}
 }
 
 // TestEnvoyConfigsAgree keeps envoy-local.yaml the loopback twin of envoy.yaml: with the compose
-// service names and 0.0.0.0 read as 127.0.0.1 (and DNS clusters as static ones) they are equal.
+// service names and 0.0.0.0 read as 127.0.0.1 (and DNS clusters as static ones, and the TLS files'
+// mount /etc/envoy as the repository's deploy/envoy) they are equal.
 func TestEnvoyConfigsAgree(t *testing.T) {
 	t.Parallel()
 	toLocal := map[string]string{"0.0.0.0": "127.0.0.1", "mock-target": "127.0.0.1", "jwt-authz": "127.0.0.1", "STRICT_DNS": "STATIC"}
@@ -156,6 +216,12 @@ func TestEnvoyConfigsAgree(t *testing.T) {
 			for k, e := range v {
 				if s, ok := e.(string); ok && (k == "address" || k == "type") && toLocal[s] != "" {
 					v[k] = toLocal[s]
+					continue
+				}
+				// The TLS files: mounted under /etc/envoy in compose, relative to the repository root
+				// for a native Envoy.
+				if s, ok := e.(string); ok && k == "filename" && strings.HasPrefix(s, "/etc/envoy/") {
+					v[k] = "deploy/envoy/" + strings.TrimPrefix(s, "/etc/envoy/")
 					continue
 				}
 				v[k] = rewrite(e)
@@ -184,6 +250,9 @@ func TestEnvoyConfigCatchesMistakes(t *testing.T) {
 	}
 	authz := func(root map[string]any) map[string]any {
 		return cfgAt(t, hcm(root), "http_filters", 0, "typed_config").(map[string]any)
+	}
+	tlsCtx := func(root map[string]any) map[string]any {
+		return cfgAt(t, root, "static_resources", "listeners", 1, "filter_chains", 0, "transport_socket", "typed_config").(map[string]any)
 	}
 	cluster := func(root map[string]any, name string) map[string]any {
 		for _, c := range cfgAt(t, root, "static_resources", "clusters").([]any) {
@@ -332,6 +401,62 @@ func TestEnvoyConfigCatchesMistakes(t *testing.T) {
 			want: `"envoy.filters.http.ext_auth"`,
 		},
 		{
+			name:   "no client certificate for ext_authz",
+			mutate: func(root map[string]any) { authz(root)["include_peer_certificate"] = false },
+			want:   "include_peer_certificate must be true",
+		},
+		{
+			name: "no client certificate for ext_authz on the TLS listener",
+			mutate: func(root map[string]any) {
+				cfgAt(t, root, "static_resources", "listeners", 1, "filter_chains", 0, "filters", 0, "typed_config", "http_filters", 0, "typed_config").(map[string]any)["include_peer_certificate"] = false
+			},
+			want: "listeners[1].filter_chains[0].filters[0].typed_config<HttpConnectionManager>.http_filters[0].typed_config<ExtAuthz>: include_peer_certificate must be true",
+		},
+		{
+			name:   "client certificate optional",
+			mutate: func(root map[string]any) { tlsCtx(root)["require_client_certificate"] = false },
+			want:   "require_client_certificate must be true",
+		},
+		{
+			name: "no trusted CA, so no certificate request",
+			mutate: func(root map[string]any) {
+				delete(cfgAt(t, tlsCtx(root), "common_tls_context", "validation_context").(map[string]any), "trusted_ca")
+			},
+			want: "trusted_ca.filename must be set",
+		},
+		{
+			name: "server key file missing",
+			mutate: func(root map[string]any) {
+				cfgAt(t, tlsCtx(root), "common_tls_context", "tls_certificates", 0, "private_key").(map[string]any)["filename"] = "/etc/envoy/certs/nope.pem"
+			},
+			want: "nope.pem: no such file or directory",
+		},
+		{
+			name: "server certificate and key of different pairs",
+			mutate: func(root map[string]any) {
+				cfgAt(t, tlsCtx(root), "common_tls_context", "tls_certificates", 0, "certificate_chain").(map[string]any)["filename"] = "/etc/envoy/certs/ca.pem"
+			},
+			want: "private key does not match public key",
+		},
+		{
+			name: "misspelt field in the TLS context",
+			mutate: func(root map[string]any) {
+				c := tlsCtx(root)
+				c["require_client_certificat"] = true
+				delete(c, "require_client_certificate")
+			},
+			want: `unknown field "require_client_certificat"`,
+		},
+		{
+			name: "no TLS listener",
+			mutate: func(root map[string]any) {
+				sr := cfgAt(t, root, "static_resources").(map[string]any)
+				ls := sr["listeners"].([]any)
+				sr["listeners"] = append(ls[:1:1], ls[2:]...)
+			},
+			want: "no listener with a DownstreamTlsContext",
+		},
+		{
 			name: "admin interface on every address",
 			mutate: func(root map[string]any) {
 				cfgAt(t, root, "admin", "address", "socket_address").(map[string]any)["address"] = "0.0.0.0"
@@ -429,6 +554,7 @@ func cfgCrossCheck(bs *bootstrapv3.Bootstrap) error {
 	}
 
 	authzClusters := map[string]bool{}
+	tlsListeners := 0
 	var hcms []*hcmv3.HttpConnectionManager
 	walkErr := cfgWalk(bs, func(path string, m proto.Message, _ bool) {
 		switch m := m.(type) {
@@ -458,8 +584,14 @@ func cfgCrossCheck(bs *bootstrapv3.Bootstrap) error {
 		case *hcmv3.HttpConnectionManager:
 			hcms = append(hcms, m)
 			errs = append(errs, cfgCheckHCM(path, m)...)
+		case *tlsv3.DownstreamTlsContext:
+			tlsListeners++
+			errs = append(errs, cfgCheckDownstreamTLS(path, m)...)
 		}
 	})
+	if tlsListeners == 0 {
+		fail("no listener with a DownstreamTlsContext: the demo needs one that asks for client certificates (mTLS-bound tokens)")
+	}
 	if walkErr != nil {
 		errs = append(errs, walkErr)
 	}
@@ -557,13 +689,67 @@ func cfgCheckExtAuthz(path string, a *extauthzv3.ExtAuthz) []error {
 	if a.GetWithRequestBody() != nil {
 		fail("with_request_body must be absent: jwt-authz decides from headers, and buffering bodies costs memory and latency")
 	}
-	if a.GetIncludePeerCertificate() {
-		fail("include_peer_certificate must be off")
+	if !a.GetIncludePeerCertificate() {
+		fail("include_peer_certificate must be true: jwt-authz needs the client certificate to check an mTLS-bound token (cnf[\"x5t#S256\"])")
 	}
 	if got := a.GetStatusOnError().GetCode(); got != typev3.StatusCode_ServiceUnavailable {
 		fail("status_on_error.code = %v, want ServiceUnavailable (503)", got)
 	}
 	return errs
+}
+
+// cfgCheckDownstreamTLS checks a TLS listener of the demo: it requires a client certificate, and
+// Envoy can start with it (the files it names exist, the certificate and key are a pair, the CA
+// parses). trusted_ca is required: Envoy asks for a client certificate, and enforces
+// require_client_certificate, as part of a validation context with a trusted CA.
+func cfgCheckDownstreamTLS(path string, c *tlsv3.DownstreamTlsContext) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(path+": "+format, args...)) }
+	if !c.GetRequireClientCertificate().GetValue() {
+		fail("require_client_certificate must be true: an mTLS-bound token needs the client's certificate")
+	}
+	common := c.GetCommonTlsContext()
+	vc := common.GetValidationContext()
+	if vc.GetTrustedCa().GetFilename() == "" {
+		fail("common_tls_context.validation_context.trusted_ca.filename must be set: Envoy asks for client certificates through a validation context with a trusted CA")
+	} else if pemBytes, err := os.ReadFile(cfgHostPath(vc.GetTrustedCa().GetFilename())); err != nil {
+		fail("trusted_ca: %v", err)
+	} else if !x509.NewCertPool().AppendCertsFromPEM(pemBytes) {
+		fail("trusted_ca %s: no PEM certificate", vc.GetTrustedCa().GetFilename())
+	}
+	if len(common.GetTlsCertificates()) != 1 {
+		fail("want one tls_certificates entry, got %d", len(common.GetTlsCertificates()))
+	}
+	for _, tc := range common.GetTlsCertificates() {
+		chain, key := tc.GetCertificateChain().GetFilename(), tc.GetPrivateKey().GetFilename()
+		pair, err := tls.LoadX509KeyPair(cfgHostPath(chain), cfgHostPath(key))
+		if err != nil {
+			fail("tls_certificates %s and %s: %v", chain, key, err)
+			continue
+		}
+		leaf := pair.Leaf
+		if soon := time.Now().Add(30 * 24 * time.Hour); soon.After(leaf.NotAfter) {
+			fail("%s expires on %s: run deploy/envoy/certs/generate.sh", chain, leaf.NotAfter.Format(time.DateOnly))
+		}
+		for _, name := range []string{"localhost", "127.0.0.1"} {
+			if err := leaf.VerifyHostname(name); err != nil {
+				fail("%s: %v", chain, err)
+			}
+		}
+	}
+	return errs
+}
+
+// cfgHostPath is where a file an Envoy config names is in the repository: compose mounts
+// deploy/envoy at /etc/envoy; a native Envoy runs from the repository root.
+func cfgHostPath(name string) string {
+	if rest, ok := strings.CutPrefix(name, "/etc/envoy/"); ok {
+		return filepath.Join(cfgDir, filepath.FromSlash(rest))
+	}
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join("..", filepath.FromSlash(name))
 }
 
 // cfgWalk calls fn for m and every message below it, in lists and maps too. Each Any is unpacked with

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # run-local.sh — what `make run` calls: build dev-issuer, mock-target and jwt-authz into bin/, start
-# them on loopback (logs in .run/*.log), and, when nginx is installed, an nginx in front of
-# mock-target that asks jwt-authz's HTTP authorization mode (auth_request) about every request; wait
-# until everything is ready, print the commands of the walkthrough, and stop it all on Ctrl-C (or
-# SIGTERM).
+# them on loopback (logs in .run/*.log; the walkthrough's DPoP keys in .run/*.key), and, when nginx is
+# installed, an nginx in front of mock-target that asks jwt-authz's HTTP authorization mode
+# (auth_request) about every request; wait until everything is ready, print the commands of the
+# walkthrough, and stop it all on Ctrl-C (or SIGTERM).
 #
 # Needs only Go and bash; curl is used when present (the printed commands use it), otherwise the
 # readiness checks speak HTTP over bash's /dev/tcp. nginx is optional (apt-get install nginx-light).
@@ -251,6 +251,10 @@ for prog in jwt-authz dev-issuer mock-target; do
 	"$GO" build -o "bin/$prog" "./cmd/$prog"
 	log "built bin/$prog in $((SECONDS - started))s"
 done
+# DPoP keys for the walkthrough: the client's, and a thief's (kept across runs; they are only keys).
+for key in dpop thief; do
+	[[ -f $RUN_DIR/$key.key ]] || bin/jwt-authz keygen -type ec -out "$RUN_DIR/$key.key"
+done
 
 DEADLINE=$((SECONDS + READY_TIMEOUT))
 start dev-issuer bin/dev-issuer -addr "$ISSUER_ADDR" -issuer "$ISSUER_URL" -log-format text
@@ -310,17 +314,31 @@ bin/jwt-authz check -addr $GRPC_ADDR -path /echo
 # 5. Rotate dev-issuer's signing key, get a new token and check again: still allowed.
 curl -X POST ${ISSUER_URL}admin/rotate
 
+# 6. A DPoP-bound token (RFC 9449, token_type DPoP), as Auth0 issues one to a client with a DPoP key:
+#    the token request carries a proof signed with the client's key ($RUN_DIR/dpop.key) for POST and
+#    the token endpoint; the token's cnf.jkt names that key.
+DPOP_TOKEN=\$(curl -s --request POST --url ${ISSUER_URL}oauth/token --header "DPoP: \$(bin/jwt-authz dpop-proof -key $RUN_DIR/dpop.key -url ${ISSUER_URL}oauth/token)" --header 'content-type: application/json' --data '{"client_id":"demo-m2m","client_secret":"demo-m2m-secret","audience":"urn:apigee:target:api","grant_type":"client_credentials"}' | sed -E 's/.*"access_token" *: *"([^"]+)".*/\1/')
+
+# 7. Allowed (exit 0): check signs a fresh proof for this request with the same key and sends
+#    'authorization: DPoP' (cnf_method: dpop):
+bin/jwt-authz check -addr $GRPC_ADDR -token "\$DPOP_TOKEN" -dpop-key $RUN_DIR/dpop.key -path /echo
+
+# 8. The token stolen, used without its key: denied 401 (exit 1), missing_proof as a Bearer token,
+#    sender_mismatch with the thief's own key:
+bin/jwt-authz check -addr $GRPC_ADDR -token "\$DPOP_TOKEN" -path /echo
+bin/jwt-authz check -addr $GRPC_ADDR -token "\$DPOP_TOKEN" -dpop-key $RUN_DIR/thief.key -path /echo
+
 EOF
 
 if [[ -n $NGINX ]]; then
 	cat <<EOF
 nginx  http://$NGINX_ADDR  in front of mock-target; asks jwt-authz (HTTP mode, auth_request) first. Logs: $RUN_DIR/nginx/
 
-# 6. Through nginx: mock-target's /echo shows the claim headers it received (x-jwt-sub, x-jwt-scope,
+# 9. Through nginx: mock-target's /echo shows the claim headers it received (x-jwt-sub, x-jwt-scope,
 #    x-jwt-client-id); the client's own x-jwt-sub is replaced:
 curl -s -H "Authorization: Bearer \$TOKEN" -H 'x-jwt-sub: spoofed' http://$NGINX_ADDR/echo
 
-# 7. Through nginx without a token: 401, with the challenge and the reason:
+# 10. Through nginx without a token: 401, with the challenge and the reason:
 curl -si http://$NGINX_ADDR/echo
 
 EOF

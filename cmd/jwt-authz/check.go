@@ -33,6 +33,10 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	method := fs.String("method", "GET", "HTTP method")
 	path := fs.String("path", "/", "request path, query included")
 	host := fs.String("host", "localhost", "request host (:authority)")
+	scheme := fs.String("scheme", "https", "request scheme, as Envoy saw it (attributes.request.http.scheme; the htu of a DPoP proof)")
+	dpopKeyFile := fs.String("dpop-key", "", "prove possession: sign a DPoP proof for this request with the private key in `FILE` (PEM) and send 'authorization: DPoP T'")
+	dpopAlg := fs.String("dpop-alg", "", "DPoP proof `alg` (default from the key: ES256, PS256 or EdDSA; RS256 for an RSA key)")
+	clientCert := fs.String("client-cert", "", "send the certificate in `FILE` (PEM) as the downstream client certificate (attributes.source.certificate, as Envoy's include_peer_certificate does)")
 	timeout := fs.Duration("timeout", 5*time.Second, "RPC timeout")
 	useTLS := fs.Bool("tls", false, "connect with TLS (implied by -ca, -cert, -key, -server-name)")
 	caFile := fs.String("ca", "", "verify the server against the CA certificates in `FILE` (PEM) instead of the system roots")
@@ -49,7 +53,7 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "jwt-authz check: "+format+"\n", a...)
 		return 2
 	}
-	h := map[string]string{":method": *method, ":path": *path, ":authority": *host}
+	h := map[string]string{":method": *method, ":path": *path, ":authority": *host, ":scheme": *scheme}
 	for _, kv := range headers {
 		k, v, ok := strings.Cut(kv, ":")
 		if !ok {
@@ -61,8 +65,32 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return fail("%v", err)
 	}
-	if tok != "" {
+	if *dpopKeyFile != "" {
+		k, err := loadDPoPKey(*dpopKeyFile, *dpopAlg)
+		if err != nil {
+			return fail("-dpop-key: %v", err)
+		}
+		proof, err := k.sign(proofRequest{method: *method, url: *scheme + "://" + *host + *path, token: tok, now: time.Now()})
+		if err != nil {
+			return fail("-scheme, -host, -path: %v", err)
+		}
+		h["dpop"] = proof
+	} else if *dpopAlg != "" {
+		return fail("-dpop-alg needs -dpop-key")
+	}
+	switch {
+	case tok != "" && *dpopKeyFile != "":
+		h["authorization"] = "DPoP " + tok
+	case tok != "":
 		h["authorization"] = "Bearer " + tok
+	}
+	var source *authv3.AttributeContext_Peer
+	if *clientCert != "" {
+		c, err := envoyCertificate(*clientCert)
+		if err != nil {
+			return fail("-client-cert: %v", err)
+		}
+		source = &authv3.AttributeContext_Peer{Certificate: c}
 	}
 	ext := map[string]string{}
 	for _, kv := range contexts {
@@ -90,8 +118,9 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: source,
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: *method, Path: *path, Host: *host, Headers: h, Protocol: "HTTP/1.1",
+			Method: *method, Path: *path, Host: *host, Scheme: *scheme, Headers: h, Protocol: "HTTP/1.1",
 		}},
 		ContextExtensions: ext,
 	}})
@@ -317,7 +346,7 @@ func printResponse(w io.Writer, resp *authv3.CheckResponse) int {
 	reason := md["reason"].GetStringValue()
 	if ok := resp.GetOkResponse(); resp.GetStatus().GetCode() == 0 {
 		fmt.Fprintf(w, "decision: allow\nreason: %s\nstatus: 200\n", reason)
-		for _, k := range []string{"provider", "rule", "subject", "client_id", "scope"} {
+		for _, k := range []string{"provider", "rule", "subject", "client_id", "scope", "cnf_method", "cnf_thumbprint"} {
 			if v := md[k].GetStringValue(); v != "" {
 				fmt.Fprintf(w, "%s: %s\n", k, v)
 			}

@@ -175,7 +175,7 @@ func TestCheckTokenFlags(t *testing.T) {
 // codes, on stdout, and exits 0; a bad flag exits 2 and points at -h.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"serve", "validate", "check", "version"} {
+	for _, cmd := range []string{"serve", "validate", "check", "dpop-proof", "keygen", "version"} {
 		for _, h := range []string{"-h", "-help", "--help"} {
 			var out, errb bytes.Buffer
 			if code := run(t.Context(), []string{cmd, h}, &out, &errb); code != 0 || errb.Len() != 0 {

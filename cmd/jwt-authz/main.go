@@ -29,6 +29,9 @@ Usage:
   jwt-authz serve    -config FILE [-grpc-addr ADDR] [-http-addr ADDR] [-log-format json|text] [-log-level LEVEL]
   jwt-authz validate -config FILE
   jwt-authz check    -addr HOST:PORT [-token T | -token - | -token-file FILE] [-path /] [-tls] [-ca FILE] ...
+                     [-dpop-key FILE] [-client-cert FILE]
+  jwt-authz dpop-proof -key FILE -url URL [-method POST] [-token T]
+  jwt-authz keygen   [-type ec|rsa|ed25519] -out FILE
   jwt-authz version
 
 Run 'jwt-authz COMMAND -h' for a command's flags, examples and exit codes.
@@ -47,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "check":
 		return check(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "dpop-proof":
+		return dpopProof(args[1:], os.Stdin, stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		if code, ok := newFlags("version", stdout, stderr).parse(args[1:]); !ok {
 			return code
@@ -149,15 +156,20 @@ SIGHUP or a change of the config file reloads it; SIGTERM or SIGINT stops it gra
 decision: the reason, the status, and the claim headers it would set upstream (allow) or the
 challenge and body (deny). Use it to test a token and a route against a server, production included:
 -tls, -ca, -cert and -key speak TLS and mTLS; -token-file FILE or -token - (stdin) keep the token out
-of ps and your shell history. Common mistakes (the HTTP port instead of the gRPC one, a name that
+of ps and your shell history; -dpop-key FILE proves possession of a DPoP-bound token (a fresh proof
+for -method and -scheme://-host-path, sent with 'authorization: DPoP T'), and -client-cert FILE
+sends a client certificate as Envoy does for an mTLS-bound one. Common mistakes (the HTTP port instead of the gRPC one, a name that
 does not resolve, TLS against plaintext) are explained in a one-line hint.`,
 		synopsis: "check [-addr HOST:PORT] [-token T | -token - | -token-file FILE] [-method GET] [-path /] [-host H]\n" +
-			"                  [-header 'k: v']... [-context k=v]... [-tls] [-ca FILE] [-cert FILE -key FILE] [-server-name NAME]",
+			"                  [-header 'k: v']... [-context k=v]... [-tls] [-ca FILE] [-cert FILE -key FILE] [-server-name NAME]\n" +
+			"                  [-scheme https] [-dpop-key FILE [-dpop-alg ALG]] [-client-cert FILE]",
 		examples: `  jwt-authz check -addr 127.0.0.1:9001 -token "$TOKEN" -path /echo
   jwt-authz check -addr 127.0.0.1:9001 -path /admin -method POST -context scopes=admin:write
   printf %s "$TOKEN" | jwt-authz check -addr jwt-authz.auth.svc:9001 -token - -path /v1/orders
   jwt-authz check -addr jwt-authz.example.com:9001 -tls -ca ca.pem -cert client.pem -key client-key.pem \
       -token-file token.txt -path /v1/orders -host api.example.com
+  jwt-authz check -addr 127.0.0.1:9001 -token "$DPOP_TOKEN" -dpop-key dpop.key -scheme http -host 127.0.0.1:10000 -path /echo
+  jwt-authz check -addr 127.0.0.1:9001 -token "$MTLS_TOKEN" -client-cert client.pem -path /echo
 `,
 		exits: `  0  allowed
   1  denied (the reason, status and challenge are printed)

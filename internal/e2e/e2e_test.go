@@ -675,6 +675,10 @@ func TestRunLocal(t *testing.T) {
 			`bin/jwt-authz check -addr 127.0.0.1:9001 -token "$TOKEN" -path /admin`,
 			`bin/jwt-authz check -addr 127.0.0.1:9001 -path /echo`,
 			`curl -X POST http://127.0.0.1:8081/admin/rotate`,
+			`DPOP_TOKEN=$(curl -s --request POST --url http://127.0.0.1:8081/oauth/token --header "DPoP: $(bin/jwt-authz dpop-proof -key .run/dpop.key -url http://127.0.0.1:8081/oauth/token)"`,
+			`bin/jwt-authz check -addr 127.0.0.1:9001 -token "$DPOP_TOKEN" -dpop-key .run/dpop.key -path /echo`,
+			`bin/jwt-authz check -addr 127.0.0.1:9001 -token "$DPOP_TOKEN" -path /echo`,
+			`bin/jwt-authz check -addr 127.0.0.1:9001 -token "$DPOP_TOKEN" -dpop-key .run/thief.key -path /echo`,
 			"sudo apt-get install nginx-light",
 		} {
 			if !strings.Contains(stdout.String(), want) {
@@ -732,7 +736,7 @@ func TestRunLocal(t *testing.T) {
 			}
 		})
 
-		var commands, viaNginx []string
+		var commands, dpop, viaNginx []string
 		deadline := time.After(5 * time.Minute)
 	read:
 		for {
@@ -741,7 +745,10 @@ func TestRunLocal(t *testing.T) {
 				if !ok {
 					t.Fatalf("run-local.sh ended before it was ready:\n%s", stderr.String())
 				}
-				if strings.HasPrefix(l, "TOKEN=") || strings.HasPrefix(l, "bin/jwt-authz check") {
+				switch {
+				case strings.Contains(l, "DPOP_TOKEN"):
+					dpop = append(dpop, l)
+				case strings.HasPrefix(l, "TOKEN=") || strings.HasPrefix(l, "bin/jwt-authz check"):
 					commands = append(commands, l)
 				}
 				if strings.HasPrefix(l, "curl -s") && strings.Contains(l, "127.0.0.1:8082") {
@@ -760,16 +767,7 @@ func TestRunLocal(t *testing.T) {
 			t.Errorf("printed commands = %q, want the token line and three checks", commands)
 		} else {
 			for i, want := range []int{0, 1, 1} {
-				c := exec.Command("bash", "-c", "set -e; "+commands[0]+"\n"+commands[i+1])
-				c.Dir = root
-				outb, err := c.CombinedOutput()
-				code := 0
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					code = ee.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
-				}
+				code, outb := runPrinted(t, root, commands[0], commands[i+1])
 				if code != want {
 					t.Errorf("%s: exit %d, want %d\n%s", commands[i+1], code, want, outb)
 				}
@@ -777,6 +775,9 @@ func TestRunLocal(t *testing.T) {
 			if nginx != "" {
 				checkViaNginx(t, root, commands[0], viaNginx)
 			}
+			t.Run("a stolen DPoP token is refused without its key", func(t *testing.T) {
+				checkDPoPWalkthrough(t, root, dpop)
+			})
 		}
 
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
@@ -793,6 +794,57 @@ func TestRunLocal(t *testing.T) {
 		}
 		portsFree(t)
 	})
+}
+
+// checkDPoPWalkthrough runs the walkthrough's DPoP steps: a DPoP-bound token
+// from dev-issuer (token request with a proof from jwt-authz dpop-proof),
+// allowed with a fresh proof from its key; stolen, refused 401 without a
+// proof (missing_proof) and with another key (sender_mismatch).
+func checkDPoPWalkthrough(t *testing.T, root string, printed []string) {
+	t.Helper()
+	if len(printed) != 4 || !strings.HasPrefix(printed[0], "DPOP_TOKEN=") {
+		t.Fatalf("printed DPoP commands = %q, want the token line and three checks", printed)
+	}
+	// dev-issuer checked the token request's proof and bound the token.
+	c := exec.Command("bash", "-c", "set -e; "+printed[0]+"\nprintf %s \"$DPOP_TOKEN\"")
+	c.Dir = root
+	tok, err := c.Output()
+	if err != nil || strings.Count(string(tok), ".") != 2 {
+		t.Fatalf("%s: %v\n%s", printed[0], err, tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(string(tok), ".")[1])
+	if err != nil || !strings.Contains(string(payload), `"cnf":{"jkt":"`) {
+		t.Fatalf("the walkthrough's token is not DPoP-bound: %s (%v)", payload, err)
+	}
+	for i, want := range []struct {
+		code   int
+		reason string
+	}{{0, "reason: "}, {1, "reason: missing_proof\nstatus: 401\n"}, {1, "reason: sender_mismatch\nstatus: 401\n"}} {
+		code, out := runPrinted(t, root, printed[0], printed[i+1])
+		if code != want.code || !strings.Contains(string(out), want.reason) {
+			t.Errorf("%s: exit %d, want %d and %q\n%s", printed[i+1], code, want.code, want.reason, out)
+		}
+		if i == 0 && !strings.Contains(string(out), "cnf_method: dpop\n") {
+			t.Errorf("%s: allowed without cnf_method: dpop\n%s", printed[i+1], out)
+		}
+	}
+}
+
+// runPrinted runs a printed command after the printed line that sets its
+// token, in root, and returns its exit code and output.
+func runPrinted(t *testing.T, root, tokenLine, command string) (int, []byte) {
+	t.Helper()
+	c := exec.Command("bash", "-c", "set -e; "+tokenLine+"\n"+command)
+	c.Dir = root
+	out, err := c.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, out
 }
 
 // nginxPath is where run-local.sh finds nginx, or "".
