@@ -52,7 +52,8 @@ bench: ## Go benchmarks of Check beside bare signature verification (not part of
 loadtest: ## load benchmark: jwt-authz against an empty ext_authz server (the floor)
 	bash bench/loadtest.sh
 
-FUZZ_PKGS := ./authz/ ./config/ ./jwks/
+# Every package of the root module with a fuzz target.
+FUZZ_PKGS := $(addprefix ./,$(sort $(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' authz cmd config envoy httpauthz internal jwks replay stack 2>/dev/null))))
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
