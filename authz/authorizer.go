@@ -111,6 +111,7 @@ type Authorizer struct {
 	log          *slog.Logger
 	level        slog.Level
 	sources      []TokenSource // union of every provider's sources
+	headersRead  []string      // HeadersRead
 	allHeaders   []string      // every configured claim/payload header
 	cache        *TokenCache
 	// ruleClaims are the top-level claim names some rule reads: the only
@@ -203,6 +204,7 @@ func New(o Options) (*Authorizer, error) {
 		a.byName[p.Name] = pp
 		a.byIssuer[p.Issuer] = pp
 	}
+	a.headersRead = headersRead(a.sources)
 	rules := o.Rules
 	if len(rules) == 0 {
 		rules = []Rule{{Name: "default"}}
@@ -416,7 +418,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		return Decision{Reason: ReasonMissingToken, Description: "a bearer token is required"}
 	}
 
-	v, d := a.verify(ctx, f.token)
+	v, d, cached := a.verify(ctx, f.token)
 	if v == nil {
 		return d
 	}
@@ -455,6 +457,11 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	}
 	d.Allow, d.Reason = true, ReasonOK
 	a.applyToken(&d, v, r, f)
+	if cached && !(v.p.DropToken && a.sources[f.source].Cookie != "") {
+		// The rendering depends on the token, the rule and the source
+		// only (a rewritten cookie depends on the request).
+		d.Answer = Answer{v: v, rule: rl, src: f.source}
+	}
 	return d
 }
 
@@ -554,7 +561,7 @@ func (a *Authorizer) finish(d Decision) Decision {
 		d.Status = 200
 		return d
 	}
-	d.Headers, d.RemoveHeaders, d.RemoveQuery = nil, nil, nil
+	d.Headers, d.RemoveHeaders, d.RemoveQuery, d.Answer = nil, nil, nil, Answer{}
 	d.finishDeny(a.realm, a.body)
 	return d
 }

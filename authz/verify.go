@@ -22,6 +22,8 @@ type verified struct {
 	// from p. Kept apart so a cache entry stays small.
 	subject, clientID, scope string
 	exp                      int64 // the cache entry's end, Unix nanoseconds
+	// answers are adapters' encoded allowed answers on this token (Answer).
+	answers answersOf
 }
 
 // metadata is the Envoy dynamic metadata of a decision on this token.
@@ -34,19 +36,21 @@ func (v *verified) metadata() Metadata {
 // beyond iss (which only picks the provider and so the keys) is believed
 // before the signature is checked, so a forged token is always
 // invalid_signature, never expired.
-func (a *Authorizer) verify(ctx context.Context, tok string) (*verified, Decision) {
+//
+// cached reports a cache hit: the token was verified before.
+func (a *Authorizer) verify(ctx context.Context, tok string) (v *verified, d Decision, cached bool) {
 	var key [32]byte
 	if a.cache != nil {
 		key = tokenKey(tok)
 		if v := a.cache.get(key, a.now()); v != nil {
-			return v, Decision{}
+			return v, Decision{}, true
 		}
 	}
-	v, d := a.verifyFull(ctx, tok)
+	v, d = a.verifyFull(ctx, tok)
 	if v != nil && a.cache != nil {
 		a.cache.put(key, v)
 	}
-	return v, d
+	return v, d, false
 }
 
 func deny(r Reason, desc string) (*verified, Decision) {

@@ -70,29 +70,39 @@ func NewServer(o Options) *Server {
 // Check implements the ext_authz Check RPC. Every input, however broken,
 // gets a CheckResponse: bad input is a deny, never a gRPC error (so Envoy
 // answers with our status and challenge rather than its status_on_error).
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	a := s.current.Load()
+// A server registered with Register answers through checkHandler, which
+// decides the same way (codec.go).
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	d, err := s.decide(ctx, s.current.Load(), req)
+	if err != nil {
+		return nil, err
+	}
+	return Response(&d), nil
+}
+
+// decide translates req and asks a; a panic becomes a counted
+// internal_error denial.
+func (s *Server) decide(ctx context.Context, a *authz.Authorizer, req *authv3.CheckRequest) (d authz.Decision, err error) {
 	if a == nil {
-		return nil, fmt.Errorf("envoy: no authorizer loaded")
+		return d, fmt.Errorf("envoy: no authorizer loaded")
 	}
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug must cost one request, not the process.
 			s.log.Error("check panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			d := a.Deny(authz.ReasonInternalError, "internal error")
+			d = a.Deny(authz.ReasonInternalError, "internal error")
 			a.Observe(ctx, &d, time.Since(start))
-			resp, err = Response(&d), nil
+			err = nil
 		}
 	}()
 	r, bad := s.Request(req)
 	if bad != "" {
-		d := a.Deny(authz.ReasonMalformedToken, bad)
+		d = a.Deny(authz.ReasonMalformedToken, bad)
 		a.Observe(ctx, &d, time.Since(start))
-		return Response(&d), nil
+		return d, nil
 	}
-	d := a.Check(ctx, r)
-	return Response(&d), nil
+	return a.Check(ctx, r), nil
 }
 
 // Request translates a CheckRequest. It returns a description when the

@@ -75,7 +75,7 @@ func Start(t testing.TB, yaml string, o Options) *Stack {
 			}
 		}
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(envoy.Codec())) // as serve does
 	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur}))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,114 @@
+package authz
+
+import (
+	"slices"
+	"sort"
+	"sync/atomic"
+)
+
+// Answer is a slot where a protocol adapter keeps its encoded rendering of
+// an allowed decision, so a token seen again under the same rule is not
+// rendered and encoded again. It lives with the verified token in the
+// token cache and goes when the token leaves it (expiry, eviction, a key
+// removed, a reload: a new Authorizer has a new cache).
+//
+// An allowed decision carries a usable Answer only when its rendering
+// depends on nothing but the verified token, the rule and the place the
+// token was found: reason ok (not dry_run, not anonymous), token from the
+// cache, and no cookie rewritten for forward_token: false. The slot is
+// handed out from the second use of a token on, so tokens seen once (the
+// bulk of a stream of one-off tokens) never carry an encoded answer.
+//
+// The zero Answer holds nothing and stores nothing. Load and Store are
+// safe for concurrent use; the bytes stored must not be modified after.
+type Answer struct {
+	v    *verified
+	rule *rule
+	src  int
+}
+
+// maxAnswersPerToken bounds the rules a token keeps answers for: machine
+// tokens call a handful of routes; a token used on more keeps the first.
+const maxAnswersPerToken = 4
+
+type answerEntry struct {
+	rule *rule
+	src  int
+	b    []byte
+}
+
+// Load returns the stored bytes, or nil.
+func (s Answer) Load() []byte {
+	if s.v == nil {
+		return nil
+	}
+	if l := s.v.answers.Load(); l != nil {
+		for i := range *l {
+			if e := &(*l)[i]; e.rule == s.rule && e.src == s.src {
+				return e.b
+			}
+		}
+	}
+	return nil
+}
+
+// Store keeps b for the slot. A slot already filled keeps its first value
+// (they are equal: the rendering is deterministic).
+func (s Answer) Store(b []byte) {
+	if s.v == nil || b == nil {
+		return
+	}
+	for {
+		old := s.v.answers.Load()
+		var list []answerEntry
+		if old != nil {
+			if len(*old) >= maxAnswersPerToken {
+				return
+			}
+			for _, e := range *old {
+				if e.rule == s.rule && e.src == s.src {
+					return
+				}
+			}
+			list = slices.Clip(*old)
+		}
+		list = append(list, answerEntry{rule: s.rule, src: s.src, b: b})
+		if s.v.answers.CompareAndSwap(old, &list) {
+			return
+		}
+	}
+}
+
+// answersOf is the storage of a verified token's answers.
+type answersOf = atomic.Pointer[[]answerEntry]
+
+// HeadersRead returns the lower-case names of every request header a
+// decision of this Authorizer can read: token sources, cookie, :authority,
+// CORS preflight, the sender-constraint headers (dpop,
+// x-forwarded-client-cert) and forwarding (x-forwarded-proto,
+// x-forwarded-host). An adapter that reads requests selectively (the
+// Envoy codec) keeps these and may drop every other header; any header a
+// new check reads must be added here. Sorted; shared, do not modify.
+func (a *Authorizer) HeadersRead() []string { return a.headersRead }
+
+// headersRead computes HeadersRead at New.
+func headersRead(sources []TokenSource) []string {
+	set := map[string]bool{
+		":authority": true, "authorization": true, "origin": true, "access-control-request-method": true,
+		"dpop": true, "x-forwarded-client-cert": true, "x-forwarded-proto": true, "x-forwarded-host": true,
+	}
+	for _, s := range sources {
+		switch {
+		case s.Header != "":
+			set[s.Header] = true
+		case s.Cookie != "":
+			set["cookie"] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for h := range set {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}

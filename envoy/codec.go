@@ -1,0 +1,157 @@
+package envoy
+
+import (
+	"context"
+	"fmt"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	protobuf "google.golang.org/protobuf/proto"
+
+	"github.com/jwtauthz/jwt-authz/authz"
+)
+
+// The Check hot path does two things an ordinary gRPC server cannot:
+//
+//   - Decode what the decision reads. The Authorization service is
+//     registered with its own handler (checkServiceDesc) whose request is a
+//     checkMsg; the server's codec reads it with readCheck, which keeps
+//     method, path, host, scheme, the source certificate,
+//     context_extensions and the headers the current Authorizer reads
+//     (authz.Authorizer.HeadersRead), and validates the rest without
+//     keeping it. Anything readCheck does not read exactly as
+//     proto.Unmarshal would goes to proto.Unmarshal.
+//   - Do not re-encode known answers. An allowed decision on a cached
+//     token carries an authz.Answer slot; the first rendering is marshalled
+//     deterministically and kept there, and later ones send those bytes
+//     (an encodedResponse, which the codec passes through).
+//
+// Every other message (health, reflection) goes to grpc-go's proto codec
+// unchanged.
+
+// Codec returns the server codec of the hot path; install it with
+// grpc.ForceServerCodecV2(envoy.Codec()). Without it the server works the
+// same, decoding and encoding every message in full.
+func Codec() encoding.CodecV2 { return codec{} }
+
+type codec struct{}
+
+// protoCodec is grpc-go's own codec, for everything that is not ours.
+var protoCodec = encoding.GetCodecV2(proto.Name)
+
+func (codec) Name() string { return proto.Name }
+
+func (codec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedResponse); ok {
+		// SliceBuffer: gRPC frees it as a no-op, so the cached bytes are
+		// never returned to a pool.
+		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+	}
+	return protoCodec.Marshal(v)
+}
+
+func (codec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*checkMsg)
+	if !ok {
+		return protoCodec.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	b := buf.ReadOnlyData()
+	m.viaCodec = true
+	if m.srv != nil {
+		if a := m.srv.current.Load(); a != nil && readCheck(b, a.HeadersRead(), m.srv.limits, &m.CheckRequest) {
+			m.a = a
+			return nil
+		}
+	}
+	if err := protobuf.Unmarshal(b, &m.CheckRequest); err != nil {
+		return fmt.Errorf("envoy: decode CheckRequest: %w", err)
+	}
+	return nil
+}
+
+// checkMsg is the request of the Check handler: a CheckRequest, read in
+// full or only in the parts a decision uses.
+type checkMsg struct {
+	authv3.CheckRequest
+	// srv is set before decoding: the codec reads its authorizer and limits.
+	srv *Server
+	// a is the authorizer whose HeadersRead the codec kept; nil after a
+	// full decode. The Check uses it, not a newer one a reload stored in
+	// between, which might read headers this request no longer has.
+	a *authz.Authorizer
+	// viaCodec: the message went through Codec, so the answer may be an
+	// encodedResponse.
+	viaCodec bool
+}
+
+// encodedResponse is a CheckResponse already in wire form.
+type encodedResponse struct{ b []byte }
+
+// checkServiceDesc is authv3.Authorization_ServiceDesc with a Check
+// handler that decodes into a checkMsg. Names and metadata are the
+// generated ones, so clients and server reflection see the same service.
+var checkServiceDesc = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: authv3.Authorization_ServiceDesc.HandlerType,
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Streams:     []grpc.StreamDesc{},
+	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
+}
+
+const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	s := srv.(*Server)
+	in := &checkMsg{srv: s}
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.checkMsg(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: checkMethod}
+	// Interceptors see the CheckRequest, as with the generated handler.
+	return interceptor(ctx, &in.CheckRequest, info, func(ctx context.Context, _ any) (any, error) {
+		return s.checkMsg(ctx, in)
+	})
+}
+
+// checkMsg decides in and renders the answer, from the token's stored
+// bytes when there are some.
+func (s *Server) checkMsg(ctx context.Context, in *checkMsg) (any, error) {
+	a := in.a
+	if a == nil {
+		a = s.current.Load()
+	}
+	d, err := s.decide(ctx, a, &in.CheckRequest)
+	if err != nil {
+		return nil, err
+	}
+	if !in.viaCodec || !d.Allow {
+		return Response(&d), nil
+	}
+	if b := d.Answer.Load(); b != nil {
+		return &encodedResponse{b: b}, nil
+	}
+	resp := Response(&d)
+	if d.Answer == (authz.Answer{}) {
+		return resp, nil
+	}
+	b, err := encodeResponse(resp)
+	if err != nil {
+		return resp, nil //nolint:nilerr // the codec marshals it again and reports
+	}
+	d.Answer.Store(b)
+	return &encodedResponse{b: b}, nil
+}
+
+// encodeResponse is the stored form of an answer: deterministic, so equal
+// responses are equal bytes.
+func encodeResponse(resp *authv3.CheckResponse) ([]byte, error) {
+	return protobuf.MarshalOptions{Deterministic: true}.Marshal(resp)
+}
