@@ -69,9 +69,9 @@ var testLimits = Limits{MaxHeaders: 12, MaxHeaderBytes: 2048}
 // the fields the sender-constraint checks read.
 type decisionView struct {
 	Method, Path, Host, Scheme, Cert, Bad string
-	Headers                                map[string]string
-	Repeated                               map[string]int
-	Context                                map[string]string
+	Headers                               map[string]string
+	Repeated                              map[string]int
+	Context                               map[string]string
 }
 
 func viewOf(s *Server, req *authv3.CheckRequest, keep []string) decisionView {
