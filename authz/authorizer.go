@@ -438,11 +438,11 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
 		return d
 	}
-	if missing := missingScopes(v.scopes, req.Scopes); len(missing) > 0 {
+	if missing := missingScopes(v, req.Scopes); len(missing) > 0 {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token lacks a required scope", missing
 		return d
 	}
-	if len(req.AnyScopes) > 0 && len(missingScopes(v.scopes, req.AnyScopes)) == len(req.AnyScopes) {
+	if len(req.AnyScopes) > 0 && len(missingScopes(v, req.AnyScopes)) == len(req.AnyScopes) {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token has none of the accepted scopes", req.AnyScopes
 		return d
 	}
@@ -493,10 +493,10 @@ func isTchar(c byte) bool {
 // quoteName renders a configured claim name for a description.
 func quoteName(s string) string { return "'" + s + "'" }
 
-func missingScopes(have, want []string) []string {
+func missingScopes(v *verified, want []string) []string {
 	var missing []string
 	for _, w := range want {
-		if !contains(have, w) {
+		if !v.hasScope(w) {
 			missing = append(missing, w)
 		}
 	}
@@ -513,7 +513,7 @@ func (a *Authorizer) anonymous(desc string) Decision {
 // itself upstream when its provider says so.
 func (a *Authorizer) applyToken(d *Decision, v *verified, r *Request, f found) {
 	d.Headers = v.headers
-	d.RemoveHeaders = v.remove
+	d.RemoveHeaders = *v.remove
 	if !v.p.DropToken {
 		return
 	}

@@ -4,26 +4,38 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // verified is a token that passed every check of its provider: what the
 // response and the rules need from it, computed once. It is what the
 // token cache holds, and is immutable.
 type verified struct {
-	p       *provider
-	kid     string
-	claims  claims
-	scopes  []string
-	headers []Header // claim headers to set
-	remove  []string // configured headers not set
+	// key, prev, next, hit and inMain are the token's place in the cache
+	// (TokenCache); the fields are ordered to pack the struct.
+	key        [32]byte
+	prev, next *verified
+	p          *provider
+	kid        string
+	claims     claims
+	// scopes are the token's scopes from arrays and scp, joined with NUL;
+	// when scopeInText, the fields of scope are scopes too (hasScope).
+	scopes  string
+	headers []Header  // claim headers to set
+	remove  *[]string // configured headers not set; shared
 	// subject, clientID and scope feed Metadata; provider and issuer come
 	// from p. Kept apart so a cache entry stays small.
 	subject, clientID, scope string
 	exp                      int64 // the cache entry's end, Unix nanoseconds
 	// answers are adapters' encoded allowed answers on this token (Answer).
-	answers answersOf
+	answers     answersOf
+	hit         atomic.Bool
+	inMain      bool
+	scopeInText bool
 }
 
 // metadata is the Envoy dynamic metadata of a decision on this token.
@@ -208,8 +220,10 @@ func unixTime(f float64) time.Time {
 // build precomputes everything a response needs from a verified token,
 // and keeps only the claims the rules read.
 func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string, exp time.Time) *verified {
-	v := &verified{p: p, kid: kid, scopes: cl.scopes(), exp: exp.UnixNano(),
-		headers: make([]Header, 0, len(p.ClaimHeaders)+1)}
+	v := &verified{p: p, kid: kid, exp: exp.UnixNano()}
+	v.scopes, v.scopeInText = cl.scopes()
+	var hdrs [8]Header // collected here, kept at their exact size
+	v.headers = hdrs[:0]
 	var set [64]bool // by index into allHeaders; more headers fall back to a map
 	var setMore map[string]bool
 	mark := func(h string) bool {
@@ -255,6 +269,7 @@ func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string
 		// A copy: rawPayload points into the request's token string.
 		v.headers = append(v.headers, Header{Name: h, Value: strings.Clone(rawPayload)})
 	}
+	v.headers = slices.Clone(v.headers)
 	var key strings.Builder
 	for i, h := range a.allHeaders {
 		if isSet(i, h) {
@@ -264,13 +279,15 @@ func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string
 		}
 	}
 	if l, ok := a.removeLists.Load(key.String()); ok {
-		v.remove = l.([]string)
+		v.remove = l.(*[]string)
 	} else {
+		var remove []string
 		for i, h := range a.allHeaders {
 			if !isSet(i, h) {
-				v.remove = append(v.remove, h)
+				remove = append(remove, h)
 			}
 		}
+		v.remove = &remove
 		a.removeLists.Store(key.String(), v.remove)
 	}
 	if len(a.ruleClaims) > 0 {
@@ -290,5 +307,63 @@ func (a *Authorizer) build(p *provider, kid string, cl claims, rawPayload string
 		scope = strings.ReplaceAll(scope, ",", " ")
 	}
 	v.subject, v.clientID, v.scope = cl.str("sub"), clientID, scope
+	v.pack()
 	return v
+}
+
+// pack copies the strings a verified token keeps into one allocation:
+// a cached token holds one block of text instead of a dozen small ones,
+// each rounded up to its size class (TestCachedTokenFootprint). Strings
+// that are the same string (a claim header carrying sub) stay shared.
+func (v *verified) pack() {
+	var buf [24]*string
+	fields := append(buf[:0], &v.kid, &v.scopes, &v.subject, &v.clientID, &v.scope)
+	for i := range v.headers {
+		fields = append(fields, &v.headers[i].Value)
+	}
+	total := 0
+	for i, f := range fields {
+		if !sharedEarlier(fields[:i], *f) {
+			total += len(*f)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	block := make([]byte, 0, total)
+	old := make([]string, len(fields))
+	for i, f := range fields {
+		old[i] = *f
+		if j := indexSame(old[:i], *f); j >= 0 {
+			*f = *fields[j]
+			continue
+		}
+		start := len(block)
+		block = append(block, *f...)
+		*f = unsafe.String(unsafe.SliceData(block[start:]), len(*f))
+	}
+}
+
+// sharedEarlier reports whether s is the same string (same bytes in
+// memory) as one of fields.
+func sharedEarlier(fields []*string, s string) bool {
+	for _, f := range fields {
+		if sameString(*f, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func indexSame(list []string, s string) int {
+	for i, e := range list {
+		if sameString(e, s) {
+			return i
+		}
+	}
+	return -1
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
 }
