@@ -31,7 +31,7 @@ lint: vet ## go vet (no pinned third-party linter installs here)
 bench: ## Go benchmarks of Check beside bare signature verification (not part of make test)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./authz/...
 
-loadtest: ## load benchmark: jwt-authz against an empty ext_authz server (the floor)
+loadtest: ## load benchmark: jwt-authz against an empty and a shaped floor, interleaved rounds, RSS (a few minutes; not in make test)
 	bash bench/loadtest.sh
 
 FUZZ_PKGS := ./authz/ ./config/ ./jwks/

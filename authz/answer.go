@@ -20,7 +20,8 @@ import (
 // bulk of a stream of one-off tokens) never carry an encoded answer.
 //
 // The zero Answer holds nothing and stores nothing. Load and Store are
-// safe for concurrent use; the bytes stored must not be modified after.
+// safe for concurrent use; what is stored (an adapter's own type, so that
+// sending it allocates nothing) must not be modified after.
 type Answer struct {
 	v    *verified
 	rule *rule
@@ -34,28 +35,28 @@ const maxAnswersPerToken = 4
 type answerEntry struct {
 	rule *rule
 	src  int
-	b    []byte
+	v    any
 }
 
-// Load returns the stored bytes, or nil.
-func (s Answer) Load() []byte {
+// Load returns what was stored, or nil.
+func (s Answer) Load() any {
 	if s.v == nil {
 		return nil
 	}
 	if l := s.v.answers.Load(); l != nil {
 		for i := range *l {
 			if e := &(*l)[i]; e.rule == s.rule && e.src == s.src {
-				return e.b
+				return e.v
 			}
 		}
 	}
 	return nil
 }
 
-// Store keeps b for the slot. A slot already filled keeps its first value
+// Store keeps v for the slot. A slot already filled keeps its first value
 // (they are equal: the rendering is deterministic).
-func (s Answer) Store(b []byte) {
-	if s.v == nil || b == nil {
+func (s Answer) Store(v any) {
+	if s.v == nil || v == nil {
 		return
 	}
 	for {
@@ -72,7 +73,7 @@ func (s Answer) Store(b []byte) {
 			}
 			list = slices.Clip(*old)
 		}
-		list = append(list, answerEntry{rule: s.rule, src: s.src, b: b})
+		list = append(list, answerEntry{rule: s.rule, src: s.src, v: v})
 		if s.v.answers.CompareAndSwap(old, &list) {
 			return
 		}

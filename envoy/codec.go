@@ -46,9 +46,7 @@ func (codec) Name() string { return proto.Name }
 
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encodedResponse); ok {
-		// SliceBuffer: gRPC frees it as a no-op, so the cached bytes are
-		// never returned to a pool.
-		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+		return e.out, nil
 	}
 	return protoCodec.Marshal(v)
 }
@@ -63,7 +61,7 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	b := buf.ReadOnlyData()
 	m.viaCodec = true
 	if m.srv != nil {
-		if a := m.srv.current.Load(); a != nil && readCheck(b, a.HeadersRead(), m.srv.limits, &m.CheckRequest) {
+		if a := m.srv.current.Load(); a != nil && readCheck(b, a.HeadersRead(), m.srv.limits, &m.CheckRequest, &m.parts) {
 			m.a = a
 			return nil
 		}
@@ -78,6 +76,8 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 // full or only in the parts a decision uses.
 type checkMsg struct {
 	authv3.CheckRequest
+	// parts hold what the selective reader fills, in the same allocation.
+	parts checkParts
 	// srv is set before decoding: the codec reads its authorizer and limits.
 	srv *Server
 	// a is the authorizer whose HeadersRead the codec kept; nil after a
@@ -89,8 +89,14 @@ type checkMsg struct {
 	viaCodec bool
 }
 
-// encodedResponse is a CheckResponse already in wire form.
-type encodedResponse struct{ b []byte }
+// encodedResponse is a CheckResponse already in wire form, as the codec
+// returns it: a SliceBuffer, which gRPC frees as a no-op, so the stored
+// bytes never go back to a pool, and which is only read.
+type encodedResponse struct{ out mem.BufferSlice }
+
+func newEncodedResponse(b []byte) *encodedResponse {
+	return &encodedResponse{out: mem.BufferSlice{mem.SliceBuffer(b)}}
+}
 
 // checkServiceDesc is authv3.Authorization_ServiceDesc with a Check
 // handler that decodes into a checkMsg. Names and metadata are the
@@ -135,8 +141,8 @@ func (s *Server) checkMsg(ctx context.Context, in *checkMsg) (any, error) {
 	if !in.viaCodec || !d.Allow {
 		return Response(&d), nil
 	}
-	if b := d.Answer.Load(); b != nil {
-		return &encodedResponse{b: b}, nil
+	if e, ok := d.Answer.Load().(*encodedResponse); ok {
+		return e, nil
 	}
 	resp := Response(&d)
 	if d.Answer == (authz.Answer{}) {
@@ -146,8 +152,9 @@ func (s *Server) checkMsg(ctx context.Context, in *checkMsg) (any, error) {
 	if err != nil {
 		return resp, nil //nolint:nilerr // the codec marshals it again and reports
 	}
-	d.Answer.Store(b)
-	return &encodedResponse{b: b}, nil
+	e := newEncodedResponse(b)
+	d.Answer.Store(e)
+	return e, nil
 }
 
 // encodeResponse is the stored form of an answer: deterministic, so equal

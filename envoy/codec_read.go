@@ -1,7 +1,6 @@
 package envoy
 
 import (
-	"sort"
 	"unicode/utf8"
 	"unsafe"
 
@@ -66,17 +65,37 @@ type reader struct {
 	keep   []string // sorted lower-case header names to keep
 	limits Limits
 
-	seen                                  uint32 // singular fields met, by bit
-	method, path, host, scheme, cert      string
-	headers                               []kv // kept map-form headers
+	seen                             uint32 // singular fields met, by bit
+	method, path, host, scheme, cert string
+	// Kept entries live in arrays here: the reader stays on the stack.
+	// More than fit go to the full decode.
+	headers                               kvList // kept map-form headers
 	mapCount, mapSize                     int
 	mapKeys                               [maxMapKeys]string
-	mapFold                               bool // a map key with an upper-case letter
-	hm                                    []kv // kept header_map entries, in order
+	mapFold                               bool   // a map key with an upper-case letter
+	hm                                    kvList // kept header_map entries, in order
 	hmCount, hmSize                       int
-	context                               []kv
+	context                               kvList
 	hasSource, hasRequest, hasHTTP, hasHM bool
 }
+
+// kvList is a short list of string pairs held in place.
+type kvList struct {
+	a [16]kv
+	n int
+}
+
+// add appends; false when full.
+func (l *kvList) add(k, v string) bool {
+	if l.n == len(l.a) {
+		return false
+	}
+	l.a[l.n] = kv{k, v}
+	l.n++
+	return true
+}
+
+func (l *kvList) all() []kv { return l.a[:l.n] }
 
 type kv struct{ k, v string }
 
@@ -105,12 +124,27 @@ const (
 // upper-case letters, too many headers to compare, groups, packed fields,
 // deep nesting, or a request over the header limits (whose denial the
 // full path words).
-func readCheck(b []byte, keep []string, limits Limits, out *authv3.CheckRequest) bool {
+//
+// parts, when not nil, is where the nested messages go (the caller's
+// allocation); nil allocates them.
+func readCheck(b []byte, keep []string, limits Limits, out *authv3.CheckRequest, parts *checkParts) bool {
 	r := reader{keep: keep, limits: limits}
 	if !r.message(b, mdCheckRequest, r.checkRequest) {
 		return false
 	}
-	return r.finish(out)
+	if parts == nil {
+		parts = new(checkParts)
+	}
+	return r.finish(out, parts)
+}
+
+// checkParts are the nested messages of a selectively read CheckRequest,
+// allocated together.
+type checkParts struct {
+	attrs authv3.AttributeContext
+	req   authv3.AttributeContext_Request
+	http  authv3.AttributeContext_HttpRequest
+	peer  authv3.AttributeContext_Peer
 }
 
 // message walks the fields of one message: field handles the ones the
@@ -196,8 +230,8 @@ func (r *reader) attributes(num protowire.Number, typ protowire.Type, b []byte) 
 		return r.sub(seenRequest, typ, b, mdRequest, r.request)
 	case fnAttrContext:
 		k, v, n := r.entry(typ, b)
-		if n > 0 {
-			r.context = append(r.context, kv{k, v})
+		if n > 0 && !r.context.add(k, v) {
+			return -1
 		}
 		return n
 	}
@@ -256,8 +290,8 @@ func (r *reader) http(num protowire.Number, typ protowire.Type, b []byte) int {
 		r.mapSize += len(k) + len(v)
 		if hasUpper(k) {
 			r.mapFold = true
-		} else if name, ok := r.kept(k); ok {
-			r.headers = append(r.headers, kv{name, v})
+		} else if name, ok := r.kept(k); ok && !r.headers.add(name, v) {
+			return -1
 		}
 		return n
 	case fnHTTPHeaderMap:
@@ -316,8 +350,8 @@ func (r *reader) headerMap(num protowire.Number, typ protowire.Type, b []byte) i
 	}
 	r.hmCount++
 	r.hmSize += len(key) + len(value)
-	if name, ok := r.kept(lowerASCIIView(key)); ok {
-		r.hm = append(r.hm, kv{name, value})
+	if name, ok := r.kept(lowerASCIIView(key)); ok && !r.hm.add(name, value) {
+		return -1
 	}
 	return n
 }
@@ -355,11 +389,14 @@ func (r *reader) entry(typ protowire.Type, b []byte) (string, string, int) {
 	return key, value, n
 }
 
-// kept returns the keep list's spelling of a lower-case header name.
+// kept returns the keep list's spelling of a lower-case header name. The
+// list is short (about ten names): a scan that compares lengths first is
+// quicker than a search.
 func (r *reader) kept(name string) (string, bool) {
-	i := sort.SearchStrings(r.keep, name)
-	if i < len(r.keep) && r.keep[i] == name {
-		return r.keep[i], true
+	for _, k := range r.keep {
+		if len(k) == len(name) && k == name {
+			return k, true
+		}
 	}
 	return "", false
 }
@@ -384,7 +421,7 @@ func lowerASCIIView(s string) string {
 
 // finish applies the limits as Server.Request does, then builds out from
 // the kept fields, copying their bytes into one allocation.
-func (r *reader) finish(out *authv3.CheckRequest) bool {
+func (r *reader) finish(out *authv3.CheckRequest, parts *checkParts) bool {
 	useHM := r.hmCount > 0 // Server.Request reads header_map when it has entries
 	if useHM {
 		if r.hmCount > r.limits.MaxHeaders || r.hmSize > r.limits.MaxHeaderBytes {
@@ -394,14 +431,14 @@ func (r *reader) finish(out *authv3.CheckRequest) bool {
 		return false
 	}
 	total := len(r.method) + len(r.path) + len(r.host) + len(r.scheme) + len(r.cert)
-	kept := r.headers
+	kept := r.headers.all()
 	if useHM {
-		kept = r.hm
+		kept = r.hm.all()
 	}
 	for _, h := range kept {
 		total += len(h.v)
 	}
-	for _, c := range r.context {
+	for _, c := range r.context.all() {
 		total += len(c.k) + len(c.v)
 	}
 	arena := make([]byte, 0, total)
@@ -413,25 +450,27 @@ func (r *reader) finish(out *authv3.CheckRequest) bool {
 		arena = append(arena, s...)
 		return view(arena[start:len(arena):len(arena)])
 	}
-	attrs := &authv3.AttributeContext{}
+	attrs := &parts.attrs
 	out.Attributes = attrs
 	if r.hasSource {
-		attrs.Source = &authv3.AttributeContext_Peer{Certificate: cp(r.cert)}
+		attrs.Source = &parts.peer
+		attrs.Source.Certificate = cp(r.cert)
 	}
-	if len(r.context) > 0 {
-		attrs.ContextExtensions = make(map[string]string, len(r.context))
-		for _, c := range r.context {
+	if r.context.n > 0 {
+		attrs.ContextExtensions = make(map[string]string, r.context.n)
+		for _, c := range r.context.all() {
 			attrs.ContextExtensions[cp(c.k)] = cp(c.v) // last wins, as in the full decode
 		}
 	}
 	if !r.hasRequest {
 		return true
 	}
-	attrs.Request = &authv3.AttributeContext_Request{}
+	attrs.Request = &parts.req
 	if !r.hasHTTP {
 		return true
 	}
-	h := &authv3.AttributeContext_HttpRequest{Method: cp(r.method), Path: cp(r.path), Host: cp(r.host), Scheme: cp(r.scheme)}
+	h := &parts.http
+	h.Method, h.Path, h.Host, h.Scheme = cp(r.method), cp(r.path), cp(r.host), cp(r.scheme)
 	attrs.Request.Http = h
 	if useHM {
 		hv := make([]corev3.HeaderValue, len(kept))

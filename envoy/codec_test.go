@@ -116,7 +116,7 @@ func compareDecodes(t testing.TB, s *Server, b []byte) outcome {
 	t.Helper()
 	var full, part authv3.CheckRequest
 	errFull := proto.Unmarshal(b, &full)
-	ok := readCheck(b, testKeep, s.limits, &part)
+	ok := readCheck(b, testKeep, s.limits, &part, nil)
 	switch {
 	case !ok && errFull != nil:
 		return outRefused
@@ -444,7 +444,7 @@ func TestReaderKeepsOnlyWhatIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	var part authv3.CheckRequest
-	if !readCheck(b, testKeep, Limits{MaxHeaders: 200, MaxHeaderBytes: 64 << 10}, &part) {
+	if !readCheck(b, testKeep, Limits{MaxHeaders: 200, MaxHeaderBytes: 64 << 10}, &part, nil) {
 		t.Fatal("reader gave up on a plain request")
 	}
 	want := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
@@ -463,7 +463,7 @@ func TestReaderKeepsOnlyWhatIsRead(t *testing.T) {
 		{Key: "Authorization", Value: "Bearer t"}, {Key: "accept", Value: "*/*"}, {Key: "authorization", RawValue: []byte("Bearer u")}}}
 	b, _ = proto.Marshal(full)
 	part = authv3.CheckRequest{}
-	if !readCheck(b, testKeep, Limits{MaxHeaders: 200, MaxHeaderBytes: 64 << 10}, &part) {
+	if !readCheck(b, testKeep, Limits{MaxHeaders: 200, MaxHeaderBytes: 64 << 10}, &part, nil) {
 		t.Fatal("reader gave up on header_map")
 	}
 	s := NewServer(Options{})
@@ -488,7 +488,7 @@ func TestReaderFallsBackOverLimits(t *testing.T) {
 		b, _ := proto.Marshal(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Headers: h}}}})
 		var part authv3.CheckRequest
-		if readCheck(b, testKeep, testLimits, &part) {
+		if readCheck(b, testKeep, testLimits, &part, nil) {
 			t.Errorf("%s: reader read a request over the limits", name)
 		}
 	}
