@@ -24,10 +24,12 @@ import (
 //     (authz.Authorizer.HeadersRead), and validates the rest without
 //     keeping it. Anything readCheck does not read exactly as
 //     proto.Unmarshal would goes to proto.Unmarshal.
-//   - Do not re-encode known answers. An allowed decision on a cached
-//     token carries an authz.Answer slot; the first rendering is marshalled
-//     deterministically and kept there, and later ones send those bytes
-//     (an encodedResponse, which the codec passes through).
+//   - Do not build and re-encode answers. Every answer is written straight
+//     from the Decision in its wire form (encodeDecision: the bytes of the
+//     deterministic proto encoding, without the message); an allowed
+//     decision on a cached token carries an authz.Answer slot where those
+//     bytes are kept, and later Checks send them as they are (an
+//     encodedResponse, which the codec passes through).
 //
 // Every other message (health, reflection) goes to grpc-go's proto codec
 // unchanged.
@@ -138,27 +140,13 @@ func (s *Server) checkMsg(ctx context.Context, in *checkMsg) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !in.viaCodec || !d.Allow {
+	if !in.viaCodec {
 		return Response(&d), nil
 	}
 	if e, ok := d.Answer.Load().(*encodedResponse); ok {
 		return e, nil
 	}
-	resp := Response(&d)
-	if d.Answer == (authz.Answer{}) {
-		return resp, nil
-	}
-	b, err := encodeResponse(resp)
-	if err != nil {
-		return resp, nil //nolint:nilerr // the codec marshals it again and reports
-	}
-	e := newEncodedResponse(b)
-	d.Answer.Store(e)
+	e := newEncodedResponse(encodeDecision(&d))
+	d.Answer.Store(e) // a no-op for the zero Answer
 	return e, nil
-}
-
-// encodeResponse is the stored form of an answer: deterministic, so equal
-// responses are equal bytes.
-func encodeResponse(resp *authv3.CheckResponse) ([]byte, error) {
-	return protobuf.MarshalOptions{Deterministic: true}.Marshal(resp)
 }

@@ -1,0 +1,66 @@
+package envoy
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jwtauthz/jwt-authz/authz"
+)
+
+// TestEncodeDecisionMatchesProto: the direct encoding of a decision is
+// the deterministic proto encoding of Response's message, over generated
+// allowed and denied decisions (empty, long and unsafe values, any number
+// of headers, removals and metadata fields).
+func TestEncodeDecisionMatchesProto(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 5))
+	str := func() string {
+		switch r.IntN(6) {
+		case 0:
+			return ""
+		case 1:
+			return strings.Repeat("x", r.IntN(300))
+		case 2:
+			return "a\r\nb"
+		case 3:
+			return "caf\u00e9 \u2028"
+		}
+		return []string{"x-jwt-sub", "svc@clients", "read:target write:target", "https://tenant.example.com/"}[r.IntN(4)]
+	}
+	reasons := []authz.Reason{authz.ReasonOK, authz.ReasonAnonymous, authz.ReasonDryRun, authz.ReasonMissingToken,
+		authz.ReasonInvalidSignature, authz.ReasonInsufficientScope, authz.ReasonKeysUnavailable, authz.ReasonBadRequest, ""}
+	enc := proto.MarshalOptions{Deterministic: true}
+	for i := range 3000 {
+		d := authz.Decision{Allow: r.IntN(2) == 0, Reason: reasons[r.IntN(len(reasons))], Provider: str(), Rule: str(),
+			Metadata: authz.Metadata{Issuer: str(), Subject: str(), ClientID: str(), Scope: str()}}
+		if d.Allow {
+			d.Status = 200
+			for range r.IntN(6) {
+				d.Headers = append(d.Headers, authz.Header{Name: str(), Value: str()})
+			}
+			for range r.IntN(4) {
+				d.RemoveHeaders = append(d.RemoveHeaders, str())
+			}
+			for range r.IntN(2) {
+				d.RemoveQuery = append(d.RemoveQuery, str())
+			}
+		} else {
+			d.Status = []int{0, 400, 401, 403, 500, 503}[r.IntN(6)]
+			d.Challenge, d.RetryAfter, d.ContentType, d.Body = str(), str(), str(), []byte(str())
+		}
+		want, err := enc.Marshal(Response(&d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := encodeDecision(&d); !bytes.Equal(got, want) {
+			t.Fatalf("case %d %+v:\n got %x\nwant %x", i, d, got, want)
+		}
+	}
+}
