@@ -12,7 +12,7 @@
 # round (interleaved, so a noisy neighbour hits every server alike); every
 # jwt-authz result is printed as a ratio to both floors of the same round,
 # then the medians over rounds. Last, RSS with RSS_TOKENS cached tokens
-# under the GOMEMLIMIT of deploy/kubernetes/deployment.yaml.
+# under the GOMEMLIMIT and GOGC of deploy/kubernetes/deployment.yaml.
 #
 # Env: DUR (per run, default 3s), WARMUP (500ms), ROUNDS (3), CONC (32),
 # CONNS (4), DISTINCT (10000), RSS_TOKENS (100000; 0 skips), OUT
@@ -111,9 +111,12 @@ for round in $(seq "$ROUNDS"); do
 done
 
 if [ "$RSS_TOKENS" -gt 0 ]; then
-  MEMLIMIT=$(awk '/name: GOMEMLIMIT/ {getline; gsub(/[" ]|value:/, ""); print; exit}' deploy/kubernetes/deployment.yaml)
-  log "== RSS with $RSS_TOKENS cached tokens, GOMEMLIMIT=${MEMLIMIT:-unset} (the Deployment's)"
-  GOMEMLIMIT=$MEMLIMIT start_authz config.yaml
+  # The Deployment's Go runtime settings.
+  deploy_env() { awk -v n="name: $1" 'index($0, n) {getline; gsub(/[" ]|value:/, ""); print; exit}' deploy/kubernetes/deployment.yaml; }
+  MEMLIMIT=$(deploy_env GOMEMLIMIT)
+  GCPCT=$(deploy_env GOGC)
+  log "== RSS with $RSS_TOKENS cached tokens, GOMEMLIMIT=${MEMLIMIT:-unset} GOGC=${GCPCT:-unset} (the Deployment's)"
+  GOMEMLIMIT=${MEMLIMIT:-off} GOGC=${GCPCT:-100} start_authz config.yaml
   RSS0=$(awk '/VmRSS/ {print $2}' /proc/$SRV_PID/status)
   # One pass over rss.txt (EdDSA: quick to verify); -d bounds it, and the
   # cache gauge says how many entries were reached.
@@ -129,7 +132,7 @@ if [ "$RSS_TOKENS" -gt 0 ]; then
   ENTRIES=$(curl -fsS "http://$HTTP_ADDR/metrics" | awk '/^jwt_authz_token_cache_entries / {print int($2)}')
   RSS1=$(awk '/VmRSS/ {print $2}' /proc/$SRV_PID/status)
   HEAP=$(curl -fsS "http://$HTTP_ADDR/metrics" | awk '/^go_memstats_heap_inuse_bytes / {printf "%d", $2}')
-  echo "label=rss gomemlimit=${MEMLIMIT:-unset} entries=$ENTRIES rss_start_kib=$RSS0 rss_kib=$RSS1 heap_inuse=$HEAP" | tee -a "$OUT/results.txt"
+  echo "label=rss gomemlimit=${MEMLIMIT:-unset} gogc=${GCPCT:-unset} entries=$ENTRIES rss_start_kib=$RSS0 rss_kib=$RSS1 heap_inuse=$HEAP" | tee -a "$OUT/results.txt"
   stop_server
 fi
 
@@ -141,7 +144,7 @@ for line in open(sys.argv[1]):
     kv = dict(f.split("=", 1) for f in line.split())
     rows[kv["label"]] = kv
 bare_us = float(sys.argv[2]) / 1000
-rounds = sorted({int(l[1:].split("/")[0]) for l in rows if l.startswith("r")})
+rounds = sorted({int(l[1:].split("/")[0]) for l in rows if l.startswith("r") and "/" in l})
 def f(r, k):
     try: return float(r[k])
     except (KeyError, ValueError, TypeError): return float("nan")
@@ -173,7 +176,7 @@ print("  bound: 1 s / (floor CPU + bare RS256 %.1f us) = %.2f x floor" % (bare_u
 if "rss" in rows:
     r = rows["rss"]
     mib = int(r["rss_kib"]) / 1024
-    print("target RSS: %.0f MiB with %s cached tokens (GOMEMLIMIT=%s, start %.0f MiB, heap in use %.0f MiB) <= 120 MiB: %s" % (
-          mib, r["entries"], r["gomemlimit"], int(r["rss_start_kib"]) / 1024, int(r.get("heap_inuse") or 0) / 2**20,
+    print("target RSS: %.0f MiB with %s cached tokens (GOMEMLIMIT=%s GOGC=%s, start %.0f MiB, heap in use %.0f MiB) <= 120 MiB: %s" % (
+          mib, r["entries"], r["gomemlimit"], r.get("gogc"), int(r["rss_start_kib"]) / 1024, int(r.get("heap_inuse") or 0) / 2**20,
           "PASS" if mib <= 120 and int(r["entries"]) >= 100000 else "FAIL"))
 PY
