@@ -28,8 +28,8 @@ vet: ## go vet
 
 lint: vet ## go vet (no pinned third-party linter installs here)
 
-bench: ## Go benchmarks of Check beside bare signature verification (not part of make test)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./authz/...
+bench: ## Go benchmarks of Check beside bare signature verification, and of the Check hot path against the floor's codec work (not part of make test)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./authz/... ./envoy/
 
 loadtest: ## load benchmark: jwt-authz against an empty and a shaped floor, interleaved rounds, RSS (a few minutes; not in make test)
 	bash bench/loadtest.sh
