@@ -34,7 +34,7 @@ bench: ## Go benchmarks of Check beside bare signature verification, and of the 
 loadtest: ## load benchmark: jwt-authz against an empty and a shaped floor, interleaved rounds, RSS (a few minutes; not in make test)
 	bash bench/loadtest.sh
 
-FUZZ_PKGS := ./authz/ ./config/ ./jwks/
+FUZZ_PKGS := ./authz/ ./config/ ./envoy/ ./jwks/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
