@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"slices"
 	"sort"
 	"sync/atomic"
 )
@@ -32,10 +31,13 @@ type Answer struct {
 // tokens call a handful of routes; a token used on more keeps the first.
 const maxAnswersPerToken = 4
 
+// answerEntry is one stored answer; a token's entries form a list
+// (most tokens have one), replaced whole on Store.
 type answerEntry struct {
 	rule *rule
 	src  int
 	v    any
+	next *answerEntry
 }
 
 // Load returns what was stored, or nil.
@@ -43,11 +45,9 @@ func (s Answer) Load() any {
 	if s.v == nil {
 		return nil
 	}
-	if l := s.v.answers.Load(); l != nil {
-		for i := range *l {
-			if e := &(*l)[i]; e.rule == s.rule && e.src == s.src {
-				return e.v
-			}
+	for e := s.v.answers.Load(); e != nil; e = e.next {
+		if e.rule == s.rule && e.src == s.src {
+			return e.v
 		}
 	}
 	return nil
@@ -61,27 +61,24 @@ func (s Answer) Store(v any) {
 	}
 	for {
 		old := s.v.answers.Load()
-		var list []answerEntry
-		if old != nil {
-			if len(*old) >= maxAnswersPerToken {
+		n := 0
+		for e := old; e != nil; e = e.next {
+			if e.rule == s.rule && e.src == s.src {
 				return
 			}
-			for _, e := range *old {
-				if e.rule == s.rule && e.src == s.src {
-					return
-				}
-			}
-			list = slices.Clip(*old)
+			n++
 		}
-		list = append(list, answerEntry{rule: s.rule, src: s.src, v: v})
-		if s.v.answers.CompareAndSwap(old, &list) {
+		if n >= maxAnswersPerToken {
+			return
+		}
+		if s.v.answers.CompareAndSwap(old, &answerEntry{rule: s.rule, src: s.src, v: v, next: old}) {
 			return
 		}
 	}
 }
 
 // answersOf is the storage of a verified token's answers.
-type answersOf = atomic.Pointer[[]answerEntry]
+type answersOf = atomic.Pointer[answerEntry]
 
 // HeadersRead returns the lower-case names of every request header a
 // decision of this Authorizer can read: token sources, cookie, :authority,

@@ -48,7 +48,7 @@ func (codec) Name() string { return proto.Name }
 
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encodedResponse); ok {
-		return e.out, nil
+		return e.one[:], nil
 	}
 	return protoCodec.Marshal(v)
 }
@@ -94,10 +94,18 @@ type checkMsg struct {
 // encodedResponse is a CheckResponse already in wire form, as the codec
 // returns it: a SliceBuffer, which gRPC frees as a no-op, so the stored
 // bytes never go back to a pool, and which is only read.
-type encodedResponse struct{ out mem.BufferSlice }
+//
+// One allocation: the buffer list points at the bytes held in the same
+// struct (a *SliceBuffer is a Buffer without boxing the slice).
+type encodedResponse struct {
+	b   mem.SliceBuffer
+	one [1]mem.Buffer
+}
 
 func newEncodedResponse(b []byte) *encodedResponse {
-	return &encodedResponse{out: mem.BufferSlice{mem.SliceBuffer(b)}}
+	e := &encodedResponse{b: b}
+	e.one[0] = &e.b
+	return e
 }
 
 // checkServiceDesc is authv3.Authorization_ServiceDesc with a Check

@@ -42,7 +42,7 @@ func BenchmarkFloorCodec(b *testing.B) {
 }
 
 // hotRequest is loadgen's request in wire form.
-func hotRequest(b *testing.B, authorization string) []byte {
+func hotRequest(b testing.TB, authorization string) []byte {
 	h := map[string]string{":authority": "api.example.com", ":method": "GET", ":path": "/v1/orders/12345?expand=items",
 		":scheme": "https", "user-agent": "example-client/2.3.1 (linux; amd64)", "accept": "application/json",
 		"accept-encoding": "gzip, deflate, br", "x-request-id": "5f0c6c5e-1b7a-4d9e-9a43-3f1c2b7d8e90",
