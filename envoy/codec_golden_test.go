@@ -140,3 +140,45 @@ func TestStoredAnswersAreInvisible(t *testing.T) {
 		t.Error("no answer came from stored bytes")
 	}
 }
+
+// TestCodecIsInvisible sends the same random requests — tokens in every
+// place, CORS preflights, hosts from :authority, spoofed claim headers,
+// sender-constraint and forwarding headers, noise — to a stack serving
+// through the codec and to one decoding every request in full: the
+// answers must be the same message. A header some check reads but
+// HeadersRead leaves out would show here.
+func TestCodecIsInvisible(t *testing.T) {
+	t.Parallel()
+	w := newRulesWorld(t, "")
+	yaml := fmt.Sprintf(rulesYAML, w.a.IssuerURL(), w.a.JWKSURL(), w.b.IssuerURL(), w.b.JWKSURL())
+	full := stacktest.Start(t, yaml, stacktest.Options{FullDecode: true})
+	good := w.a.Sign(t, with(w.a, nil))
+	toks := []string{good, w.b.Sign(t, w.b.Claims("other@clients")), tamper(good), "a.b"}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	for range 150 {
+		r := stacktest.Req{Method: pick("GET", "OPTIONS", "POST", "HEAD"), Path: pick("/v1/items", "/cors/x", "/public/x", "/admin", "/t/x"),
+			Host: pick("api.example.com", "", "acme.tenants.example.com"), Headers: map[string]string{}}
+		if rng.IntN(2) == 0 {
+			r.Token = toks[rng.IntN(len(toks))]
+		}
+		for range rng.IntN(6) {
+			k := pick("cookie", "origin", "access-control-request-method", ":authority", "dpop", "x-forwarded-client-cert",
+				"x-forwarded-proto", "x-forwarded-host", "x-jwt-sub", "user-agent", "x-request-id", "authorization")
+			v := pick("at="+toks[rng.IntN(len(toks))], "https://app.example.com", "GET", "evil.example.com", "x", "Basic dTpw", "")
+			r.Headers[k] = v
+		}
+		var got, want authv3.CheckResponse
+		if err := proto.Unmarshal(checkRaw(t, w.Stack, r), &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := proto.Unmarshal(checkRaw(t, full, r), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&got, &want) {
+			t.Fatalf("%+v: through the codec\n%v\nfully decoded\n%v", r, &got, &want)
+		}
+	}
+}
