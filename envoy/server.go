@@ -1,7 +1,9 @@
 // Package envoy is the adapter between Envoy's ext_authz gRPC protocol and
 // package authz: CheckRequest in, authz.Request to the authorizer,
 // authz.Decision out as a CheckResponse. It also owns the gRPC server
-// plumbing: health, reflection and the panic-recovery interceptor.
+// plumbing: health, reflection, the panic-recovery interceptor, and the
+// Check hot path's codec (codec.go: a CheckRequest read for what the
+// decision uses, answers written and stored in their wire form).
 //
 // Concurrency: a Server is safe for concurrent use. The authorizer it asks
 // is read through an atomic pointer on every Check, so a config reload
