@@ -356,7 +356,9 @@ func (r *reader) headerMap(num protowire.Number, typ protowire.Type, b []byte) i
 	return n
 }
 
-// entry reads a map<string, string> entry.
+// entry reads a map<string, string> entry: key and value in any order,
+// each at most once; other fields are validated and skipped, as the full
+// decode drops them.
 func (r *reader) entry(typ protowire.Type, b []byte) (string, string, int) {
 	v, n := bytesField(typ, b)
 	if n < 0 {
@@ -364,7 +366,12 @@ func (r *reader) entry(typ protowire.Type, b []byte) (string, string, int) {
 	}
 	var key, value string
 	var seen uint32
-	ok := r.message(v, mdStringEntry, func(num protowire.Number, typ protowire.Type, b []byte) int {
+	for len(v) > 0 {
+		num, typ, m := protowire.ConsumeTag(v)
+		if m < 0 || num > protowire.MaxValidNumber {
+			return "", "", -1
+		}
+		v = v[m:]
 		var dst *string
 		var bit uint32
 		switch num {
@@ -373,18 +380,22 @@ func (r *reader) entry(typ protowire.Type, b []byte) (string, string, int) {
 		case fnEntryValue:
 			dst, bit = &value, 2
 		default:
-			return 0
+			if m = skipField(mdStringEntry, num, typ, v, 0); m < 0 {
+				return "", "", -1
+			}
+			v = v[m:]
+			continue
 		}
 		if seen&bit != 0 {
-			return -1
+			return "", "", -1
 		}
 		seen |= bit
-		s, n := stringField(typ, b)
+		s, m := stringField(typ, v)
+		if m < 0 {
+			return "", "", -1
+		}
 		*dst = s
-		return n
-	})
-	if !ok {
-		return "", "", -1
+		v = v[m:]
 	}
 	return key, value, n
 }
