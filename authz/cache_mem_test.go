@@ -2,17 +2,7 @@ package authz_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net/url"
 	"runtime"
 	"testing"
 	"time"
@@ -38,12 +28,12 @@ func TestCachedTokenFootprint(t *testing.T) {
 	t.Run("certificate-bound", func(t *testing.T) {
 		opts := benchOptions(t, 2*footprintTokens, nil)
 		opts.Providers[0].MTLS = authz.MTLSOptions{Mode: authz.SenderAllowed}
-		pemURL, thumb := clientCert(t)
+		client := newPropHolder(t)
 		measureFootprint(t, opts, func(sub string) *authz.Request {
 			c := benchClaims(time.Now(), sub)
-			c["cnf"] = map[string]any{"x5t#S256": thumb}
+			c["cnf"] = map[string]any{"x5t#S256": client.x5t}
 			r := benchRequest("Bearer " + jwkstest.SignToken(t, "EdDSA", keys(t).signer("EdDSA"), map[string]any{"kid": "EdDSA"}, c))
-			r.Certificate = pemURL
+			r.Certificate = client.certPE
 			return r
 		})
 	})
@@ -83,25 +73,6 @@ func measureFootprint(t *testing.T, opts authz.Options, req func(sub string) *au
 	}
 	runtime.KeepAlive(reqs)
 	runtime.KeepAlive(a)
-}
-
-// clientCert is a self-signed client certificate as Envoy sends it
-// (URL-encoded PEM) and its SHA-256 thumbprint, base64url.
-func clientCert(t *testing.T) (string, string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(der)
-	return url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
-		base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // TestCacheHitAllocatesNothing holds the hot path to zero allocations: a
