@@ -46,10 +46,10 @@ staticcheck: ## staticcheck on every module; checks turned off, with their reaso
 	$(GO) -C tools build -o $(GOBIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 	@for m in $(MODULES); do (cd $$m && $(GOBIN)/staticcheck ./...) || { echo "$$m: staticcheck found problems"; exit 1; }; echo "$$m: staticcheck clean"; done
 
-bench: ## Go benchmarks of Check beside bare signature verification (not part of make test)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./authz/...
+bench: ## Go benchmarks of Check beside bare signature verification, and of the Check hot path against the floor's codec work (not part of make test)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./authz/... ./envoy/
 
-loadtest: ## load benchmark: jwt-authz against an empty ext_authz server (the floor)
+loadtest: ## load benchmark: jwt-authz against an empty and a shaped floor, interleaved rounds, RSS (a few minutes; not in make test)
 	bash bench/loadtest.sh
 
 # Every package of the root module with a fuzz target.

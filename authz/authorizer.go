@@ -126,7 +126,7 @@ type Authorizer struct {
 	ruleClaims map[string]bool
 	// removeLists interns headers_to_remove lists by the set of headers a
 	// token sets, so cached tokens share them.
-	removeLists sync.Map // string -> []string
+	removeLists sync.Map // string -> *[]string
 	// dpopSource is the index of the "Authorization: DPoP" source in
 	// sources, -1 when no provider accepts DPoP; dpopAlgs the union of
 	// the proof algorithms of the providers that do (for the challenge
@@ -484,7 +484,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	}
 
 	isDPoP := a.dpopSource >= 0 && f.source == a.dpopSource
-	v, d := a.verify(ctx, f.token)
+	v, d, cached := a.verify(ctx, f.token)
 	if v == nil {
 		if isDPoP {
 			d.dpopAlgs = a.dpopAlgs
@@ -519,11 +519,11 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
 		return d
 	}
-	if missing := missingScopes(v.scopes, req.Scopes); len(missing) > 0 {
+	if missing := missingScopes(v, req.Scopes); len(missing) > 0 {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token lacks a required scope", missing
 		return d
 	}
-	if len(req.AnyScopes) > 0 && len(missingScopes(v.scopes, req.AnyScopes)) == len(req.AnyScopes) {
+	if len(req.AnyScopes) > 0 && len(missingScopes(v, req.AnyScopes)) == len(req.AnyScopes) {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token has none of the accepted scopes", req.AnyScopes
 		return d
 	}
@@ -538,6 +538,11 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	}
 	d.Allow, d.Reason = true, ReasonOK
 	a.applyToken(&d, v, r, f)
+	if cached && !(v.p.DropToken && a.sources[f.source].Cookie != "") {
+		// The rendering depends on the token, the rule and the source
+		// only (a rewritten cookie depends on the request).
+		d.Answer = Answer{v: v, rule: rl, src: f.source}
+	}
 	return d
 }
 
@@ -569,10 +574,10 @@ func isTchar(c byte) bool {
 // quoteName renders a configured claim name for a description.
 func quoteName(s string) string { return "'" + s + "'" }
 
-func missingScopes(have, want []string) []string {
+func missingScopes(v *verified, want []string) []string {
 	var missing []string
 	for _, w := range want {
-		if !slices.Contains(have, w) {
+		if !v.hasScope(w) {
 			missing = append(missing, w)
 		}
 	}
@@ -589,7 +594,7 @@ func (a *Authorizer) anonymous(desc string) Decision {
 // itself upstream when its provider says so.
 func (a *Authorizer) applyToken(d *Decision, v *verified, r *Request, f found) {
 	d.Headers = v.headers
-	d.RemoveHeaders = v.remove
+	d.RemoveHeaders = *v.remove
 	if !v.p.DropToken {
 		return
 	}
@@ -637,7 +642,7 @@ func (a *Authorizer) finish(d Decision) Decision {
 		d.Status = 200
 		return d
 	}
-	d.Headers, d.RemoveHeaders, d.RemoveQuery = nil, nil, nil
+	d.Headers, d.RemoveHeaders, d.RemoveQuery, d.Answer = nil, nil, nil, Answer{}
 	d.finishDeny(a.realm, a.body)
 	return d
 }

@@ -1,9 +1,9 @@
 package authz
 
 import (
+	"encoding/binary"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -18,25 +18,28 @@ import (
 // machine-to-machine tokens stay while a stream of one-off tokens churns
 // through probation only.
 //
+// Memory: an entry is the verified token itself (its links are part of
+// it), indexed by the first 8 bytes of its key; the full key is compared
+// on every lookup, so two tokens that share a prefix only cost the second
+// one its place in the cache. TestCachedTokenFootprint holds the total.
+//
 // Concurrency: lookups take a read lock and set an atomic flag; inserts
 // and evictions take the write lock.
 type TokenCache struct {
 	mu      sync.RWMutex
 	max     int
 	probMax int
-	entries map[[32]byte]*cacheEntry
+	entries map[uint64]*cacheEntry
 	prob    ring
 	main    ring
 	metrics *CacheMetrics
 }
 
-type cacheEntry struct {
-	key        [32]byte
-	v          *verified
-	hit        atomic.Bool
-	inMain     bool
-	prev, next *cacheEntry
-}
+// cacheEntry is a verified token in the cache: its links (cacheKey, hit,
+// inMain, prev, next) are fields of verified.
+type cacheEntry = verified
+
+func shortKey(key [32]byte) uint64 { return binary.LittleEndian.Uint64(key[:8]) }
 
 // ring is an intrusive doubly-linked FIFO.
 type ring struct {
@@ -76,14 +79,14 @@ func NewTokenCache(max int, m *CacheMetrics) *TokenCache {
 	if prob < 1 {
 		prob = 1
 	}
-	return &TokenCache{max: max, probMax: prob, entries: make(map[[32]byte]*cacheEntry), metrics: m}
+	return &TokenCache{max: max, probMax: prob, entries: make(map[uint64]*cacheEntry), metrics: m}
 }
 
 func (c *TokenCache) get(key [32]byte, now time.Time) *verified {
 	c.mu.RLock()
-	e := c.entries[key]
+	e := c.entries[shortKey(key)]
 	c.mu.RUnlock()
-	if e == nil || now.UnixNano() >= e.v.exp {
+	if e == nil || e.cacheKey != key || now.UnixNano() >= e.exp {
 		if c.metrics != nil {
 			c.metrics.misses.Inc()
 		}
@@ -95,21 +98,21 @@ func (c *TokenCache) get(key [32]byte, now time.Time) *verified {
 	if c.metrics != nil {
 		c.metrics.hits.Inc()
 	}
-	return e.v
+	return e
 }
 
 func (c *TokenCache) put(key [32]byte, v *verified) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; ok {
-		return
+	if _, ok := c.entries[shortKey(key)]; ok {
+		return // this token, or one sharing the prefix (that one stays uncached)
 	}
 	for len(c.entries) >= c.max {
 		c.evict()
 	}
-	e := &cacheEntry{key: key, v: v}
-	c.entries[key] = e
-	c.prob.push(e)
+	v.cacheKey = key
+	c.entries[shortKey(key)] = v
+	c.prob.push(v)
 	c.setGauge()
 }
 
@@ -125,7 +128,7 @@ func (c *TokenCache) evict() {
 				c.main.push(e)
 				continue
 			}
-			delete(c.entries, e.key)
+			delete(c.entries, shortKey(e.cacheKey))
 			return
 		}
 		e := c.main.head
@@ -135,7 +138,7 @@ func (c *TokenCache) evict() {
 			c.main.push(e)
 			continue
 		}
-		delete(c.entries, e.key)
+		delete(c.entries, shortKey(e.cacheKey))
 		return
 	}
 }
@@ -146,14 +149,14 @@ func (c *TokenCache) unlink(e *cacheEntry) {
 	} else {
 		c.prob.remove(e)
 	}
-	delete(c.entries, e.key)
+	delete(c.entries, shortKey(e.cacheKey))
 }
 
 // drop removes the entry of key, if any.
 func (c *TokenCache) drop(key [32]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok {
+	if e, ok := c.entries[shortKey(key)]; ok && e.cacheKey == key {
 		c.unlink(e)
 		c.setGauge()
 	}
@@ -167,7 +170,7 @@ func (c *TokenCache) DropKeys(provider string, kids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		if e.v.p.Name == provider && slices.Contains(kids, e.v.kid) {
+		if e.p.Name == provider && slices.Contains(kids, e.kid) {
 			c.unlink(e)
 		}
 	}

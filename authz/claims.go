@@ -102,35 +102,73 @@ func (c claims) audiences() []string {
 }
 
 // scopes collects the token's scopes from scope (space-separated, RFC 8693
-// §4.2), scp (array or string, as some IdPs send) and permissions (Auth0
-// RBAC).
-func (c claims) scopes() []string {
-	n := 0
-	for _, k := range [...]string{"scope", "scp", "permissions"} {
-		switch v := c[k].(type) {
-		case string:
-			n += strings.Count(v, " ") + 1
-		case []any:
-			n += len(v)
+// style), scp (string or array) and permissions (Auth0 RBAC). A string
+// scope claim is not copied: inText says its fields are scopes (the
+// verified token keeps it for metadata anyway); the rest are returned
+// joined with NUL. An array element holding a NUL is left out: it could
+// not be told apart from two scopes (and no configured scope holds one).
+func (c claims) scopes() (joined string, inText bool) {
+	var b strings.Builder
+	add1 := func(s string) {
+		if s == "" || strings.IndexByte(s, 0) >= 0 {
+			return
 		}
+		if b.Len() > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(s)
 	}
-	out := make([]string, 0, n)
 	add := func(v any) {
 		switch v := v.(type) {
 		case string:
-			out = append(out, strings.Fields(v)...)
+			for f := range strings.FieldsSeq(v) {
+				add1(f)
+			}
 		case []any:
 			for _, e := range v {
-				if s, ok := e.(string); ok && s != "" {
-					out = append(out, s)
+				if s, ok := e.(string); ok {
+					add1(s)
 				}
 			}
 		}
 	}
-	add(c["scope"])
+	if _, inText = c["scope"].(string); !inText {
+		add(c["scope"])
+	}
 	add(c["scp"])
 	add(c["permissions"])
-	return out
+	return b.String(), inText
+}
+
+// hasScope reports whether the token holds the scope want.
+func (v *verified) hasScope(want string) bool {
+	if v.scopeInText {
+		for f := range strings.FieldsSeq(v.scope) {
+			if f == want {
+				return true
+			}
+		}
+	}
+	return inJoined(v.scopes, want)
+}
+
+// inJoined reports whether the NUL-joined set holds want.
+func inJoined(set, want string) bool {
+	if want == "" || strings.IndexByte(want, 0) >= 0 {
+		return false
+	}
+	for set != "" {
+		e := set
+		if i := strings.IndexByte(set, 0); i >= 0 {
+			e, set = set[:i], set[i+1:]
+		} else {
+			set = ""
+		}
+		if e == want {
+			return true
+		}
+	}
+	return false
 }
 
 // claimText renders a claim as a header value: a string as is, a number in

@@ -67,8 +67,16 @@ func Refuse(reason Reason, description string) Refusal {
 //     costs one request, not the process), logged with its stack;
 //
 // and every decision is counted and logged by the Authorizer that made it.
-func (c *Current) Check(ctx context.Context, read func() (*Request, Refusal)) (d Decision) {
-	a := c.a.Load()
+func (c *Current) Check(ctx context.Context, read func() (*Request, Refusal)) Decision {
+	return c.CheckOn(ctx, c.a.Load(), read)
+}
+
+// CheckOn is Check on a, an Authorizer this Current held, rather than the
+// one in force now: for an adapter that read the request for a (keeping
+// only the headers a.HeadersRead names) before deciding, so that a reload
+// in between cannot hand the request to an Authorizer reading headers the
+// adapter left out. A nil a is answered as before the first Store.
+func (c *Current) CheckOn(ctx context.Context, a *Authorizer, read func() (*Request, Refusal)) (d Decision) {
 	if a == nil {
 		d = Decision{Reason: ReasonKeysUnavailable, Description: "no configuration loaded yet"}
 		d.finishDeny(DefaultRealm, BodyJSON)

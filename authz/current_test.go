@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/jwtauthz/jwt-authz/authz"
@@ -178,6 +179,62 @@ func TestCurrentSwap(t *testing.T) {
 	checkers.Wait()
 	close(stop)
 	<-swapped
+}
+
+// TestCurrentCheckOn: CheckOn decides on the authorizer it is given even
+// after another was stored (the codec read the request for that one), with
+// Current's handling of refusals and panics; nil answers as before the
+// first config.
+func TestCurrentCheckOn(t *testing.T) {
+	t.Parallel()
+	realm := func(name string) *authz.Authorizer {
+		o := benchOptions(t, 10, nil)
+		o.Realm = name
+		a, err := authz.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	old, current := realm("old"), realm("current")
+	c := authz.NewCurrent(authz.CurrentOptions{})
+	c.Store(current)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		read   func() (*authz.Request, authz.Refusal)
+		reason authz.Reason
+		status int
+	}{
+		{"a request", func() (*authz.Request, authz.Refusal) { return benchRequest(""), authz.Refusal{} }, authz.ReasonMissingToken, 401},
+		{"a refusal", func() (*authz.Request, authz.Refusal) {
+			return nil, authz.Refuse(authz.ReasonHeadersTooLarge, "request headers too large")
+		}, authz.ReasonHeadersTooLarge, 431},
+		{"a panic", func() (*authz.Request, authz.Refusal) { panic("adapter bug") }, authz.ReasonInternalError, 500},
+	} {
+		d := c.CheckOn(ctx, old, tc.read)
+		if d.Allow || d.Reason != tc.reason || d.Status != tc.status {
+			t.Errorf("%s: allow=%v %s %d, want %s %d", tc.name, d.Allow, d.Reason, d.Status, tc.reason, tc.status)
+		}
+		if tc.status == 401 && !strings.HasPrefix(challenge(d), `Bearer realm="old"`) {
+			t.Errorf("%s: challenge %q, want the old authorizer's realm", tc.name, challenge(d))
+		}
+	}
+	for _, a := range []struct {
+		a    *authz.Authorizer
+		want float64
+	}{{old, 1}, {current, 0}} {
+		if got := testutil.ToFloat64(a.a.Metrics().Checks("deny", string(authz.ReasonInternalError), "none")); got != a.want {
+			t.Errorf("an authorizer counted %v internal_error denials, want %v (the old one decides)", got, a.want)
+		}
+	}
+	d := c.CheckOn(ctx, nil, func() (*authz.Request, authz.Refusal) {
+		t.Error("read called without an authorizer")
+		return nil, authz.Refusal{}
+	})
+	if d.Allow || d.Status != 503 || d.Reason != authz.ReasonKeysUnavailable {
+		t.Errorf("nil authorizer: allow=%v %d %s, want a 503 keys_unavailable", d.Allow, d.Status, d.Reason)
+	}
 }
 
 // signedFor is a valid-looking RS256 token of another issuer.

@@ -47,6 +47,10 @@ type Decision struct {
 	WouldReason Reason
 	// MissingScopes lists required scopes the token lacks.
 	MissingScopes []string
+	// Answer is where an adapter may keep its encoded rendering of this
+	// allowed decision for the next request with the same token and rule;
+	// the zero Answer when the decision cannot be reused (see Answer).
+	Answer Answer
 
 	// verified is the token behind the decision while it is being made,
 	// and from where it came; finish clears them.

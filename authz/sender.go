@@ -59,6 +59,7 @@ func (a *Authorizer) checkSender(ctx context.Context, d *Decision, r *Request, v
 		return false
 	}
 	var pf proof
+	var certThumb string // the client certificate's, once it matched
 	dpopOK, mtlsOK := false, false
 	switch {
 	case isDPoP:
@@ -67,27 +68,27 @@ func (a *Authorizer) checkSender(ctx context.Context, d *Decision, r *Request, v
 		if pf, reason, why = a.checkProof(r, p, f.token); reason != "" {
 			return deny(reason, why)
 		}
-		if v.jkt == "" {
+		if !v.boundJKT() {
 			return deny(ReasonSenderMismatch, "the token is not bound to a DPoP key")
 		}
-		if v.jkt != pf.jkt {
+		if !v.jktIs(pf.jkt) {
 			return deny(ReasonSenderMismatch, "the DPoP proof's key is not the one the token is bound to")
 		}
 		dpopOK = true
-	case v.jkt != "" && p.DPoP.Mode != SenderDisabled:
+	case v.boundJKT() && p.DPoP.Mode != SenderDisabled:
 		// RFC 9449 §7.2: a bound token sent as Bearer is a downgrade.
 		d.dpopAlgs = p.dpopAlgList
 		return deny(ReasonMissingProof, "the DPoP-bound token was sent without the DPoP scheme and proof")
 	}
-	if v.x5t != "" && p.MTLS.Mode != SenderDisabled {
+	if v.boundX5T() && p.MTLS.Mode != SenderDisabled {
 		t := certThumbprint(r, p.MTLS.Source)
 		if t == "" {
 			return deny(ReasonMissingProof, "the certificate-bound token came without a client certificate")
 		}
-		if t != v.x5t {
+		if !v.x5tIs(t) {
 			return deny(ReasonSenderMismatch, "the client certificate is not the one the token is bound to")
 		}
-		mtlsOK = true
+		mtlsOK, certThumb = true, t
 	}
 	if p.DPoP.Mode == SenderRequired && !dpopOK {
 		d.dpopAlgs = p.dpopAlgList
@@ -108,16 +109,18 @@ func (a *Authorizer) checkSender(ctx context.Context, d *Decision, r *Request, v
 		}
 		d.Metadata.CnfMethod, d.Metadata.CnfThumbprint = "dpop", pf.jkt
 	} else if mtlsOK {
-		d.Metadata.CnfMethod, d.Metadata.CnfThumbprint = "mtls", v.x5t
+		d.Metadata.CnfMethod, d.Metadata.CnfThumbprint = "mtls", certThumb
 	}
 	return true
 }
 
 // HeadersRead lists the lower-case request headers some check of this
-// authorizer reads: token sources, cookies, the CORS preflight headers,
-// and, as configured, dpop, x-forwarded-proto, x-forwarded-host and
-// x-forwarded-client-cert. An adapter that copies only some headers into
-// the Request must copy at least these. The caller must not modify it.
+// authorizer reads: token sources, cookies, :authority, :scheme, the CORS
+// preflight headers and, as configured, dpop, x-forwarded-proto,
+// x-forwarded-host and x-forwarded-client-cert. An adapter that copies
+// only some headers into the Request (the Envoy codec) must copy at least
+// these, and any header a new check reads must be added here. The caller
+// must not modify it.
 func (a *Authorizer) HeadersRead() []string { return a.headersRead }
 
 func (a *Authorizer) computeHeadersRead() []string {

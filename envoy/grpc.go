@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -19,8 +18,11 @@ import (
 // service ("") and for the Authorization service; the caller sets SERVING
 // once every provider has keys ("not healthy until the first config is
 // loaded", as envoyproxy/ratelimit does).
+//
+// The Authorization service is registered with the hot path's handler
+// (codec.go); install Codec on gs for it to take effect.
 func Register(gs *grpc.Server, s *Server) *health.Server {
-	authv3.RegisterAuthorizationServer(gs, s)
+	gs.RegisterService(&checkServiceDesc, s)
 	hs := health.NewServer()
 	SetServing(hs, false)
 	healthgrpc.RegisterHealthServer(gs, hs)

@@ -1,7 +1,9 @@
 // Package envoy is the adapter between Envoy's ext_authz gRPC protocol and
 // package authz: CheckRequest in, authz.Request to the authorizer,
 // authz.Decision out as a CheckResponse. It also owns the gRPC server
-// plumbing: health, reflection and the panic-recovery interceptor.
+// plumbing: health, reflection, the panic-recovery interceptor, and the
+// Check hot path's codec (codec.go: a CheckRequest read for what the
+// decision uses, answers written and stored in their wire form).
 //
 // Concurrency: a Server is safe for concurrent use. It asks the authorizer
 // in force through authz.Current, which owns the reload swap, panics and
@@ -60,6 +62,8 @@ func NewServer(o Options) *Server {
 // Check implements the ext_authz Check RPC. Every input, however broken,
 // gets a CheckResponse: bad input is a deny, never a gRPC error (so Envoy
 // answers with our status and challenge rather than its status_on_error).
+// A server registered with Register answers through checkHandler, which
+// decides the same way (codec.go).
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	d := s.current.Check(ctx, func() (*authz.Request, authz.Refusal) { return s.request(req) })
 	return Response(&d), nil

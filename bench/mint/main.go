@@ -3,7 +3,9 @@
 // that reads it (jwks: {file: ...}, no network), and token files, one
 // token a line, for the scenarios of bench/loadtest.sh:
 //
-//	config.yaml   the cache holding -rss entries; config-nocache.yaml: none
+//	config.yaml   the cache holding -rss entries; config-nocache.yaml: none;
+//	              config-distinct.yaml: 1 000 entries, so a round-robin
+//	              over distinct.txt never hits
 //	hot.txt       one valid token
 //	distinct.txt  -distinct distinct valid tokens (RS256)
 //	mix.txt       90% valid (from a pool of 100), 10% invalid (forged
@@ -93,11 +95,15 @@ func mint(dir string, distinct, rss int) error {
 	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), jb, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config(filepath.Join(dir, "jwks.json"), rss)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(config(filepath.Join(dir, "jwks.json"), max(rss, 1000))), 0o644); err != nil {
 		return err
 	}
 	// The cache-miss scenario: every Check verifies.
 	if err := os.WriteFile(filepath.Join(dir, "config-nocache.yaml"), []byte(config(filepath.Join(dir, "jwks.json"), 0)), 0o644); err != nil {
+		return err
+	}
+	// Distinct tokens: every Check verifies, inserts and evicts.
+	if err := os.WriteFile(filepath.Join(dir, "config-distinct.yaml"), []byte(config(filepath.Join(dir, "jwks.json"), 1000)), 0o644); err != nil {
 		return err
 	}
 	now := time.Now()

@@ -257,6 +257,8 @@ func (s *server) grpcServer(cfg *configv1.Config) (*grpc.Server, error) {
 		// server's CPU under load); a worker's stack is already grown.
 		grpc.NumStreamWorkers(uint32(64 * runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(envoy.Recover(s.log)),
+		// Check decodes only what a decision reads and sends stored answers.
+		grpc.ForceServerCodecV2(envoy.Codec()),
 	}
 	if t := cfg.GetListen().GetTls(); t.GetCertFile() != "" {
 		tc, err := serverTLS(t.GetCertFile(), t.GetKeyFile(), t.GetClientCaFile(), s.log)

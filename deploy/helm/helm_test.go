@@ -134,6 +134,9 @@ func TestChartDefaults(t *testing.T) {
 	if got := env(ctr, "GOMEMLIMIT"); got != "230MiB" {
 		t.Errorf("GOMEMLIMIT %q, want 230MiB (90%% of 256Mi)", got)
 	}
+	if got := env(ctr, "GOGC"); got != "50" {
+		t.Errorf("GOGC %q, want 50, as deploy/kubernetes/deployment.yaml sets it", got)
+	}
 	dep := o.Deployments[0]
 	if dep.Name != name || dep.Spec.Replicas != nil {
 		t.Errorf("deployment %s replicas %v: want %s, and no replicas while the HPA owns them", dep.Name, dep.Spec.Replicas, name)
@@ -383,6 +386,13 @@ func TestChartGoMemLimit(t *testing.T) {
 	if v := env(container(decode(t, files)), "GOMEMLIMIT"); v != "" {
 		t.Errorf("goMemLimitPercent 0: GOMEMLIMIT %q set", v)
 	}
+	files, err = render(c, values(t, "goGC: 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := env(container(decode(t, files)), "GOGC"); v != "" {
+		t.Errorf("goGC 0: GOGC %q set", v)
+	}
 }
 
 // TestChartRefusesBadValues: values that would render a broken object (a
@@ -401,6 +411,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"resources: {limits: {memory: 256mi}}", "resources.limits.memory"},
 		{"resources: {limits: {memory: 512Ki}}", "too small"},
 		{"goMemLimitPercent: 150", "goMemLimitPercent"},
+		{"goGC: -1", "goGC"},
 	} {
 		if _, err := render(c, values(t, tc.values)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %s", tc.values, err, tc.want)

@@ -62,6 +62,9 @@ type Options struct {
 	Clock jwks.Clock
 	// NoWait skips waiting for every provider to be ready.
 	NoWait bool
+	// FullDecode serves without envoy.Codec: every CheckRequest is
+	// decoded in full and every answer marshalled from its message.
+	FullDecode bool
 }
 
 // Start parses yaml, builds it and serves Check on 127.0.0.1:0. Everything
@@ -86,7 +89,11 @@ func Start(t testing.TB, yaml string, o Options) *Stack {
 		}
 	}
 	cur := rt.Current()
-	gs := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if !o.FullDecode {
+		opts = append(opts, grpc.ForceServerCodecV2(envoy.Codec())) // as serve does
+	}
+	gs := grpc.NewServer(opts...)
 	envoy.Register(gs, envoy.NewServer(envoy.Options{Authorizer: cur}))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
