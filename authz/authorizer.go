@@ -374,12 +374,11 @@ func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
 	if deny != nil {
 		return a.finish(*deny)
 	}
-	d := a.decideWith(ctx, r, rl, req, method)
+	d, v, from := a.decideWith(ctx, r, rl, req, method)
 	if rl != nil {
 		d.Rule = rl.Name
-		d.Metadata.Rule = rl.Name
 		if rl.DryRun {
-			d = a.dryRun(d, r)
+			d = a.dryRun(d, v, from, r)
 		}
 	}
 	return a.finish(d)
@@ -459,9 +458,9 @@ func (a *Authorizer) selectRule(r *Request, path, method, host string) (*rule, e
 	return rl, eff, nil
 }
 
-func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req effective, method string) Decision {
+func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req effective, method string) (Decision, *verified, found) {
 	if rl != nil && rl.AllowCORSPreflight && !req.noPreflight && isPreflight(r, method) {
-		return a.anonymous("CORS preflight")
+		return a.anonymous("CORS preflight"), nil, found{}
 	}
 	f, st, why := extract(r, a.sources)
 	switch st {
@@ -470,17 +469,17 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		if a.dpopSource >= 0 && f.source == a.dpopSource {
 			d.dpopAlgs = a.dpopAlgs
 		}
-		return d
+		return d, nil, found{}
 	case extractNone:
 		switch {
 		case rl == nil && !a.defaultAllow:
-			return Decision{Reason: ReasonNoMatchingRule, Description: "no rule matches the request"}
+			return Decision{Reason: ReasonNoMatchingRule, Description: "no rule matches the request"}, nil, found{}
 		case req.contextNeedsToken:
 			// Checked before the rule's anonymity and the default allow.
 		case rl == nil || req.anonymous:
-			return a.anonymous("")
+			return a.anonymous(""), nil, found{}
 		}
-		return Decision{Reason: ReasonMissingToken, Description: "a bearer token is required", alsoDPoP: a.dpopAlgs}
+		return Decision{Reason: ReasonMissingToken, Description: "a bearer token is required", alsoDPoP: a.dpopAlgs}, nil, found{}
 	}
 
 	isDPoP := a.dpopSource >= 0 && f.source == a.dpopSource
@@ -492,7 +491,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 				d.dpopAlgs = p.dpopAlgList
 			}
 		}
-		return d
+		return d, nil, found{}
 	}
 	d = Decision{Provider: v.p.Name, KeyID: v.kid, Metadata: v.metadata()}
 	if isDPoP {
@@ -503,36 +502,37 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 	}
 	if !slices.Contains(v.p.sources, f.source) {
 		d.Reason, d.Description = ReasonMalformedToken, "the token was sent where its issuer's tokens are not accepted"
-		return d
+		return d, nil, found{}
 	}
 	if !a.checkSender(ctx, &d, r, v, f, isDPoP, req.SenderConstrained) {
-		return d
+		return d, nil, found{}
 	}
 	// From here the token itself is valid: a dry-run rule forwards its
 	// claims whatever the requirements say.
-	d.verified, d.from = v, f
+	// From here on v is returned with every decision, so that a dry-run
+	// rule can forward the claims of a valid token it would refuse.
 	if rl == nil && !a.defaultAllow {
 		d.Reason, d.Description = ReasonNoMatchingRule, "no rule matches the request"
-		return d
+		return d, v, f
 	}
 	if req.providersNarrow && !slices.Contains(req.Providers, v.p.Name) {
 		d.Reason, d.Description = ReasonUnknownIssuer, "the token's issuer is not accepted on this route"
-		return d
+		return d, v, f
 	}
 	if missing := missingScopes(v, req.Scopes); len(missing) > 0 {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token lacks a required scope", missing
-		return d
+		return d, v, f
 	}
 	if len(req.AnyScopes) > 0 && len(missingScopes(v, req.AnyScopes)) == len(req.AnyScopes) {
 		d.Reason, d.Description, d.MissingScopes = ReasonInsufficientScope, "the token has none of the accepted scopes", req.AnyScopes
-		return d
+		return d, v, f
 	}
 	if rl != nil {
 		for _, cr := range rl.claims {
 			val, ok := v.claims.lookup(cr.Name, cr.Nested)
 			if !ok || (len(cr.Values) > 0 && !cr.values.matches(val)) {
 				d.Reason, d.Description = ReasonClaimMismatch, "the token's claim "+quoteName(cr.Name)+" does not meet the rule"
-				return d
+				return d, v, f
 			}
 		}
 	}
@@ -543,7 +543,7 @@ func (a *Authorizer) decideWith(ctx context.Context, r *Request, rl *rule, req e
 		// only (a rewritten cookie depends on the request).
 		d.Answer = Answer{v: v, rule: rl, src: f.source}
 	}
-	return d
+	return d, v, f
 }
 
 // isPreflight reports whether r is a CORS preflight (Fetch standard):
@@ -618,24 +618,24 @@ func (a *Authorizer) applyToken(d *Decision, v *verified, r *Request, f found) {
 // reason dry_run (docs/reference.md, rules[].dry_run) that records, for the log, the reason the
 // rule would have given. Claim headers are set only when the token itself
 // was valid.
-func (a *Authorizer) dryRun(d Decision, r *Request) Decision {
-	out := Decision{Allow: true, Reason: ReasonDryRun, WouldReason: d.Reason, Description: d.Description,
-		Provider: d.Provider, Rule: d.Rule, KeyID: d.KeyID, Metadata: d.Metadata, RemoveHeaders: a.allHeaders}
-	switch {
-	case d.Allow:
-		// Keep what the allow carried, forward_token removals included.
-		out.Headers, out.RemoveHeaders, out.RemoveQuery = d.Headers, d.RemoveHeaders, d.RemoveQuery
-	case d.verified != nil:
-		// A valid token the rule would refuse: its claims, and
-		// forward_token: false still keeps it from the upstream.
-		a.applyToken(&out, d.verified, r, d.from)
+func (a *Authorizer) dryRun(d Decision, v *verified, from found, r *Request) Decision {
+	if !d.Allow {
+		// Nothing of a denial reaches the upstream but, for a valid token
+		// the rule would refuse, its claims (and forward_token: false
+		// still keeps the token from the upstream); an allow keeps what
+		// it carried.
+		d.Headers, d.RemoveHeaders, d.RemoveQuery = nil, a.allHeaders, nil
+		if v != nil {
+			a.applyToken(&d, v, r, from)
+		}
 	}
-	return out
+	d.Allow, d.Reason, d.WouldReason = true, ReasonDryRun, d.Reason
+	d.MissingScopes, d.Answer = nil, Answer{} // a dry-run answer is never stored
+	return d
 }
 
 // finish renders a denial; allowed decisions get their status.
 func (a *Authorizer) finish(d Decision) Decision {
-	d.verified, d.from = nil, found{}
 	d.Metadata.sanitise()
 	d.KeyID = TextSafe(d.KeyID)
 	if d.Allow {

@@ -52,10 +52,6 @@ type Decision struct {
 	// the zero Answer when the decision cannot be reused (see Answer).
 	Answer Answer
 
-	// verified is the token behind the decision while it is being made,
-	// and from where it came; finish clears them.
-	verified *verified
-	from     found
 	// dpopAlgs, when set, makes the challenge a DPoP one (the request used
 	// the DPoP scheme, or the token is DPoP-bound) with these algs.
 	dpopAlgs string
@@ -73,8 +69,6 @@ type Header struct {
 // Metadata is what Envoy receives as dynamic metadata
 // (envoy.filters.http.ext_authz namespace).
 type Metadata struct {
-	Provider string
-	Rule     string
 	Issuer   string
 	Subject  string
 	ClientID string
@@ -89,7 +83,7 @@ type Metadata struct {
 // client_id and scope come from the token: a CR/LF or NUL in them would
 // reach Envoy's metadata and text access logs.
 func (m *Metadata) sanitise() {
-	for _, f := range []*string{&m.Provider, &m.Rule, &m.Issuer, &m.Subject, &m.ClientID, &m.Scope, &m.CnfMethod, &m.CnfThumbprint} {
+	for _, f := range []*string{&m.Issuer, &m.Subject, &m.ClientID, &m.Scope, &m.CnfMethod, &m.CnfThumbprint} {
 		*f = TextSafe(*f)
 	}
 }

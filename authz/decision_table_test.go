@@ -384,7 +384,7 @@ func TestDecisionClaimHeaders(t *testing.T) {
 	if diff := cmp.Diff([]string{"x-other-sub"}, d.RemoveHeaders); diff != "" {
 		t.Errorf("remove headers (-want +got):\n%s", diff)
 	}
-	wantMD := authz.Metadata{Provider: "auth0", Rule: "api", Issuer: a0.iss, Subject: "client-1@clients",
+	wantMD := authz.Metadata{Issuer: a0.iss, Subject: "client-1@clients",
 		ClientID: jwkstest.ClientID, Scope: jwkstest.Scope}
 	if diff := cmp.Diff(wantMD, d.Metadata); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)

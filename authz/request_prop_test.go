@@ -301,7 +301,7 @@ func TestOutputSanitised(t *testing.T) {
 			}
 		}
 		m := d.Metadata
-		for name, v := range map[string]string{"provider": m.Provider, "rule": m.Rule, "issuer": m.Issuer,
+		for name, v := range map[string]string{"provider": d.Provider, "rule": d.Rule, "issuer": m.Issuer,
 			"subject": m.Subject, "client_id": m.ClientID, "scope": m.Scope} {
 			if !textSafe(v) {
 				t.Fatalf("metadata %s = %.60q", name, v)

@@ -56,7 +56,7 @@ type verified struct {
 
 // metadata is the Envoy dynamic metadata of a decision on this token.
 func (v *verified) metadata() Metadata {
-	return Metadata{Provider: v.p.Name, Issuer: v.p.Issuer, Subject: v.subject, ClientID: v.clientID, Scope: v.scope}
+	return Metadata{Issuer: v.p.Issuer, Subject: v.subject, ClientID: v.clientID, Scope: v.scope}
 }
 
 // Bits of verified.flags.

@@ -95,6 +95,6 @@ func shapedDecision() *authz.Decision {
 		Headers: []authz.Header{{Name: "x-jwt-sub", Value: "svc-0000000@clients"}, {Name: "x-jwt-scope", Value: scope},
 			{Name: "x-jwt-client-id", Value: "k3yQm2Zp9VbX7nR4tL8wC1dF6gH0jS5a"},
 			{Name: "x-jwt-permissions", Value: "read:target,write:target,read:users"}},
-		Metadata: authz.Metadata{Provider: "tenant", Rule: "api", Issuer: "https://tenant.example.com/",
+		Metadata: authz.Metadata{Issuer: "https://tenant.example.com/",
 			Subject: "svc-0000000@clients", ClientID: "k3yQm2Zp9VbX7nR4tL8wC1dF6gH0jS5a", Scope: scope}}
 }
