@@ -64,7 +64,7 @@ func FuzzDPoPProof(f *testing.F) {
 		if p.jti == "" || len(p.jti) > MaxJTIBytes || p.htm == "" || p.htu == "" || p.ath == "" {
 			t.Fatalf("accepted a proof without its claims: %+v", p)
 		}
-		obj, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512,
+		obj, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512,
 			jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.EdDSA})
 		if err != nil {
 			if headerAlg(raw) == "Ed25519" {

@@ -107,10 +107,13 @@ func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 func (k dpopKey) publicJWK() map[string]string {
 	switch pub := k.signer.Public().(type) {
 	case *ecdsa.PublicKey:
-		var x, y [32]byte
-		pub.X.FillBytes(x[:])
-		pub.Y.FillBytes(y[:])
-		return map[string]string{"kty": "EC", "crv": "P-256", "x": b64url(x[:]), "y": b64url(y[:])}
+		// Bytes is the uncompressed point: 0x04, then X and Y of 32 bytes
+		// each on P-256 (the only curve parseDPoPKey accepts).
+		b, err := pub.Bytes()
+		if err != nil || len(b) != 65 {
+			return nil
+		}
+		return map[string]string{"kty": "EC", "crv": "P-256", "x": b64url(b[1:33]), "y": b64url(b[33:])}
 	case *rsa.PublicKey:
 		return map[string]string{"kty": "RSA", "n": b64url(pub.N.Bytes()), "e": b64url(big.NewInt(int64(pub.E)).Bytes())}
 	case ed25519.PublicKey:

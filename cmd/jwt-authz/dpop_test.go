@@ -190,7 +190,7 @@ func verifyProof(t *testing.T, proof, wantAlg string, pub crypto.PublicKey) map[
 		}
 		payload, _ = base64.RawURLEncoding.DecodeString(parts[1])
 	} else {
-		jws, err := jose.ParseSigned(proof, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(wantAlg)})
+		jws, err := jose.ParseSignedCompact(proof, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(wantAlg)})
 		if err != nil {
 			t.Fatalf("go-jose parse: %v", err)
 		}
