@@ -79,14 +79,6 @@ type Metadata struct {
 	CnfThumbprint string
 }
 
-// sanitise leaves out every field that TextSafe refuses. Subject,
-// client_id and scope come from the token: a CR/LF or NUL in them would
-// reach Envoy's metadata and text access logs.
-func (m *Metadata) sanitise() {
-	for _, f := range []*string{&m.Issuer, &m.Subject, &m.ClientID, &m.Scope, &m.CnfMethod, &m.CnfThumbprint} {
-		*f = TextSafe(*f)
-	}
-}
 
 // TextSafe returns s when it may go into dynamic metadata or a log field,
 // else "": the value is left out, as a claim header is. It refuses more

@@ -434,7 +434,9 @@ func (a *Authorizer) build(p *provider, used *Key, kid string, cl claims, rawPay
 	if _, isArr := cl["scope"].([]any); isArr {
 		scope = strings.ReplaceAll(scope, ",", " ")
 	}
-	v.subject, v.clientID, v.scope = cl.str("sub"), clientID, scope
+	// Sanitised once here, not on every Check: they come from the token
+	// and go to Envoy's metadata and text access logs (TextSafe).
+	v.subject, v.clientID, v.scope = TextSafe(cl.str("sub")), TextSafe(clientID), TextSafe(scope)
 	if cnf, ok := cl["cnf"].(map[string]any); ok {
 		jkt, _ := cnf["jkt"].(string)
 		x5t, _ := cnf["x5t#S256"].(string)
