@@ -636,8 +636,8 @@ func (a *Authorizer) dryRun(d Decision, v *verified, from found, r *Request) Dec
 
 // finish renders a denial; allowed decisions get their status.
 func (a *Authorizer) finish(d Decision) Decision {
-	// Metadata needs no sanitising here: its token-derived fields were
-	// sanitised when the token was verified (build), the rest come from
+	// Metadata needs no sanitising here: its token-derived fields are
+	// sanitised where they are made (verified.metadata), the rest come from
 	// the config or are thumbprints.
 	d.KeyID = TextSafe(d.KeyID)
 	if d.Allow {

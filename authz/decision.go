@@ -79,7 +79,6 @@ type Metadata struct {
 	CnfThumbprint string
 }
 
-
 // TextSafe returns s when it may go into dynamic metadata or a log field,
 // else "": the value is left out, as a claim header is. It refuses more
 // than headers do (a tab, C1 controls, U+2028/U+2029 and invalid UTF-8

@@ -56,7 +56,7 @@ type verified struct {
 
 // metadata is the Envoy dynamic metadata of a decision on this token.
 func (v *verified) metadata() Metadata {
-	return Metadata{Issuer: v.p.Issuer, Subject: v.subject, ClientID: v.clientID, Scope: v.scope}
+	return Metadata{Issuer: v.p.Issuer, Subject: v.subject, ClientID: v.clientID, Scope: TextSafe(v.scope)}
 }
 
 // Bits of verified.flags.
@@ -434,9 +434,11 @@ func (a *Authorizer) build(p *provider, used *Key, kid string, cl claims, rawPay
 	if _, isArr := cl["scope"].([]any); isArr {
 		scope = strings.ReplaceAll(scope, ",", " ")
 	}
-	// Sanitised once here, not on every Check: they come from the token
-	// and go to Envoy's metadata and text access logs (TextSafe).
-	v.subject, v.clientID, v.scope = TextSafe(cl.str("sub")), TextSafe(clientID), TextSafe(scope)
+	// subject and client_id are sanitised once here, not on every Check:
+	// they come from the token and only go to Envoy's metadata and text
+	// access logs (TextSafe). scope is also matched against rules, so it
+	// stays as sent and metadata sanitises it.
+	v.subject, v.clientID, v.scope = TextSafe(cl.str("sub")), TextSafe(clientID), scope
 	if cnf, ok := cl["cnf"].(map[string]any); ok {
 		jkt, _ := cnf["jkt"].(string)
 		x5t, _ := cnf["x5t#S256"].(string)
