@@ -138,16 +138,7 @@ func TestCurrentAnswersEveryInput(t *testing.T) {
 // finishes on one of them (its realm is in the challenge), never on none.
 func TestCurrentSwap(t *testing.T) {
 	t.Parallel()
-	realm := func(name string) *authz.Authorizer {
-		o := benchOptions(t, 10, nil)
-		o.Realm = name
-		a, err := authz.New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	one, two := realm("one"), realm("two")
+	one, two := withRealm(t, "one"), withRealm(t, "two")
 	c := authz.NewCurrent(authz.CurrentOptions{})
 	c.Store(one)
 	read := func() (*authz.Request, authz.Refusal) { return benchRequest(""), authz.Refusal{} }
@@ -169,7 +160,7 @@ func TestCurrentSwap(t *testing.T) {
 		checkers.Go(func() {
 			for range 500 {
 				d := c.Check(context.Background(), read)
-				if !strings.HasPrefix(challenge(d), `Bearer realm="one"`) && !strings.HasPrefix(challenge(d), `Bearer realm="two"`) {
+				if c := challenge(d); c != `Bearer realm="one"` && c != `Bearer realm="two"` {
 					t.Errorf("challenge %q from neither authorizer", challenge(d))
 					return
 				}
@@ -187,16 +178,7 @@ func TestCurrentSwap(t *testing.T) {
 // first config.
 func TestCurrentCheckOn(t *testing.T) {
 	t.Parallel()
-	realm := func(name string) *authz.Authorizer {
-		o := benchOptions(t, 10, nil)
-		o.Realm = name
-		a, err := authz.New(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	old, current := realm("old"), realm("current")
+	old, current := withRealm(t, "old"), withRealm(t, "current")
 	c := authz.NewCurrent(authz.CurrentOptions{})
 	c.Store(current)
 	ctx := context.Background()
@@ -243,4 +225,16 @@ func signedFor(t *testing.T, issuer string) string {
 	claims := benchClaims(time.Now(), "svc@clients")
 	claims["iss"] = issuer
 	return jwkstest.SignToken(t, "RS256", keys(t).signer("RS256"), map[string]any{"kid": "RS256"}, claims)
+}
+
+// withRealm is the bench authorizer with its challenges' realm set to name.
+func withRealm(t *testing.T, name string) *authz.Authorizer {
+	t.Helper()
+	o := benchOptions(t, 10, nil)
+	o.Realm = name
+	a, err := authz.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
